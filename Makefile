@@ -1,0 +1,48 @@
+# qemu-viommu-migration: the pipeline from our patch queue to a built,
+# tested QEMU fork. See README.md.
+#
+#   make            install deps, fetch the base, generate the fork, build it,
+#                   run the main job (a live migration with a vIOMMU and an
+#                   emulated VFIO device)
+#   make check      all tests; ends with "N passed, N failed"
+#   make stress     long randomized runs (churn, fail-nth, sanitizers)
+#   make export     write the fork's commits back to patches/
+#
+# Variables: OUT (build area, default ./out), FORK_DIR (default $(OUT)/fork),
+# BASE_TARBALL_PATH (use a local copy of the pinned tarball; still verified).
+
+OUT ?= $(CURDIR)/out
+FORK_DIR ?= $(OUT)/fork
+export OUT FORK_DIR BASE_TARBALL_PATH CACHE_DIR
+
+.PHONY: all deps base fork build demo check stress export clean
+
+all: build demo
+
+deps:
+	@build/deps.sh
+
+base: deps
+	@base/fetch.sh >/dev/null
+
+fork: base
+	@fork/make-fork.sh
+
+build: fork
+	@SRC=$(FORK_DIR) BUILD_DIR=$(OUT)/build build/build.sh
+	@echo "build: $(OUT)/build/qemu-system-x86_64"
+
+demo: build
+	@tests/main-job
+
+check: deps
+	@tests/run
+
+stress: deps
+	@tests/run --stress
+
+export:
+	@fork/export-patches.sh
+
+clean:
+	rm -rf $(OUT)

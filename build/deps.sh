@@ -1,0 +1,74 @@
+#!/bin/bash
+# Install what the pipeline needs from Debian, and nothing that is present.
+# meson (>= 1.5) and python3-pycotap come from bookworm-backports through the
+# private apt configuration of base/, so the system's sources stay unchanged.
+# As non-root: prints the exact command to run.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/base/private-apt.sh"
+: "${OUT:=$repo/out}"
+export OUT
+
+# Build of the fork (see README: "Building").
+packages=(
+	build-essential pkg-config git ccache ninja-build bzip2 flex bison
+	libglib2.0-dev libfdt-dev libpixman-1-dev zlib1g-dev liburing-dev
+	python3 python3-venv device-tree-compiler
+	# Firmware for q35 guests and the x86 qtests: the +ds tarball has none.
+	seabios ipxe-qemu
+	# The project's own tests.
+	python3-pytest
+)
+backports=(meson python3-pycotap)
+# Extra packages other parts of the project declare (one per line).
+for extra in "$repo"/tests/*/deps.txt; do
+	[ -f "$extra" ] || continue
+	while read -r p _; do
+		case "$p" in ''|'#'*) ;; *) packages+=("$p") ;; esac
+	done <"$extra"
+done
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+		missing+=("$p")
+done
+meson_ok=false
+if command -v meson >/dev/null &&
+	dpkg --compare-versions "$(meson --version 2>/dev/null)" ge 1.5; then
+	meson_ok=true
+fi
+need_bpo=()
+$meson_ok || need_bpo+=(meson)
+dpkg-query -W -f='${Status}\n' python3-pycotap 2>/dev/null |
+	grep -q '^install ok installed$' || need_bpo+=(python3-pycotap)
+
+if [ ${#missing[@]} -eq 0 ] && [ ${#need_bpo[@]} -eq 0 ]; then
+	echo "deps: all present"
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	{
+		echo "deps: missing: ${missing[*]} ${need_bpo[*]}"
+		echo "deps: run as root:  sudo $0"
+	} >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+debs=()
+if [ ${#need_bpo[@]} -gt 0 ]; then
+	private_apt_update || {
+		echo "deps: cannot read bookworm-backports (see $(private_apt_dir)/update.log); needed for ${need_bpo[*]}" >&2
+		exit 1
+	}
+	mkdir -p "$OUT/apt/debs"
+	(cd "$OUT/apt/debs" && private_apt apt-get -q download "${need_bpo[@]}") >&2
+	for p in "${need_bpo[@]}"; do
+		debs+=("$(ls -t "$OUT/apt/debs/${p}_"*.deb | head -n 1)")
+	done
+fi
+echo "deps: installing ${missing[*]} ${need_bpo[*]}"
+apt-get -q update >&2
+apt-get -q install -y --no-install-recommends "${missing[@]}" "${debs[@]}" >&2
+echo "deps: done"
