@@ -20,14 +20,6 @@ packages=(
 	python3-pytest
 )
 backports=(meson python3-pycotap)
-# Extra packages other parts of the project declare (one per line).
-for extra in "$repo"/tests/*/deps.txt; do
-	[ -f "$extra" ] || continue
-	while read -r p _; do
-		case "$p" in ''|'#'*) ;; *) packages+=("$p") ;; esac
-	done <"$extra"
-done
-
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
@@ -43,7 +35,17 @@ $meson_ok || need_bpo+=(meson)
 dpkg-query -W -f='${Status}\n' python3-pycotap 2>/dev/null |
 	grep -q '^install ok installed$' || need_bpo+=(python3-pycotap)
 
+# Parts of the project with needs of their own declare them in a deps.sh
+# of their folder (same rules: idempotent, Debian packages only).
+part_deps() {
+	for d in "$repo"/tests/*/deps.sh; do
+		[ -x "$d" ] || continue
+		"$d" >&2 || { echo "deps: $d failed" >&2; exit 1; }
+	done
+}
+
 if [ ${#missing[@]} -eq 0 ] && [ ${#need_bpo[@]} -eq 0 ]; then
+	[ "$(id -u)" != 0 ] || part_deps
 	echo "deps: all present"
 	exit 0
 fi
@@ -71,4 +73,5 @@ fi
 echo "deps: installing ${missing[*]} ${need_bpo[*]}"
 apt-get -q update >&2
 apt-get -q install -y --no-install-recommends "${missing[@]}" "${debs[@]}" >&2
+part_deps
 echo "deps: done"

@@ -49,6 +49,10 @@ echo "fork: importing $(basename "$tarball")"
 tar -xf "$tarball" -C "$new" --strip-components=1 "$BASE_TOPDIR"
 git -C "$new" init -q -b master
 git -C "$new" config core.autocrlf false
+# No background "git gc --auto" from git am: it would still be writing into
+# the tree while it is moved into place or removed.
+git -C "$new" config gc.auto 0
+git -C "$new" config maintenance.auto false
 git -C "$new" add -A -f .
 git -C "$new" commit -q -m "Import QEMU 10.2.2 from Debian's $BASE_TARBALL
 
@@ -61,10 +65,12 @@ apply_queue() {
 	for f in $(queue_files "$dir"); do
 		if ! git -C "$new" am -q --keep-cr --committer-date-is-author-date "$f" \
 			>"$new.am.log" 2>&1; then
+			said=$(head -n 5 "$new.am.log" | tr '\n' ' ')
 			git -C "$new" am --abort >/dev/null 2>&1 || true
 			rm -rf "$FORK_DIR.failed"
 			mv "$new" "$FORK_DIR.failed"
-			fail "$what patch $(basename "$f") does not apply. git am said: $(head -n 5 "$new.am.log" | tr '\n' ' ') The fork at $FORK_DIR was left as it was; the partial attempt is in $FORK_DIR.failed for inspection. Rebase the patch onto the commits before it and run again."
+			mv "$new.am.log" "$FORK_DIR.failed/git-am.log"
+			fail "$what patch $(basename "$f") does not apply. git am said: $said The fork at $FORK_DIR was left as it was; the partial attempt is in $FORK_DIR.failed for inspection. Rebase the patch onto the commits before it and run again."
 		fi
 	done
 	rm -f "$new.am.log"
