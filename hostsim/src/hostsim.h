@@ -1,0 +1,415 @@
+/*
+ * hostsim: an in-process model of the Linux VFIO / iommufd kernel interfaces
+ * and of one VFIO PCI device, loaded into QEMU with LD_PRELOAD.
+ *
+ * Internal declarations shared by the model's source files.  Every model
+ * entry point runs under hs_lock (one big lock): QEMU's threads and the
+ * control-socket thread never see a half-updated model.
+ */
+#ifndef HOSTSIM_H
+#define HOSTSIM_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "uapi.h"
+
+#define HS_PAGE_SIZE 4096ull
+#define HS_PAGE_SHIFT 12
+#define HS_MAX_FD 65536
+#define HS_MAX_FAULTS 32
+#define HS_MAX_HWPT_SLOTS 8     /* HWPTs (IOMMU domains) per IOAS */
+#define HS_MAX_IOBJ 256         /* iommufd object ids per context */
+
+/* ------------------------------------------------------------ config */
+struct hs_fault {
+    char call[64];          /* ioctl name as logged, or "any" */
+    uint64_t nth;           /* 0: every matching call */
+    bool has_range;
+    uint64_t first, last;   /* inclusive IOVA range */
+    int err;
+    uint64_t seen;          /* matching calls counted so far */
+};
+
+#define HS_MAX_DEVS 4
+
+/* one modelled VFIO PCI device ("device." keys, or "deviceN." for N >= 1) */
+struct hs_devcfg {
+    bool present;
+    char name[64];
+    int group;
+    int cdev;
+    unsigned vendor, device_id, subsys_vendor, subsys_id, class_code;
+    uint64_t bar0_size;
+    /* -1 while parsing: then the global key's value */
+    int migration, precopy, p2p, dma_logging;
+    int fd;                     /* inherited fd to treat as its cdev */
+};
+
+struct hs_config {
+    bool active;
+    int kernel;                 /* 612 or 614 */
+    char log_path[PATH_MAX];
+    char control_path[PATH_MAX];
+    int ndevs;
+    struct hs_devcfg dev[HS_MAX_DEVS];
+    int cdev_major;
+    bool migration, precopy, p2p;
+    bool dma_logging;
+    bool dma_when_stopped;      /* let a stopped device DMA (test aid) */
+    bool iommu_dirty;
+    bool type1_migration_cap;
+    uint64_t type1_pgsize_bitmap;       /* migration cap: dirty page sizes */
+    uint64_t type1_iova_pgsizes;        /* IOMMU_GET_INFO iova_pgsizes */
+    uint64_t type1_max_dirty_bitmap_size;
+    bool type1_precise;
+    uint32_t type1_dma_avail;
+    unsigned aw_bits;
+    int fd_iommufd;             /* inherited fd to treat as /dev/iommu */
+    int nfaults;
+    struct hs_fault faults[HS_MAX_FAULTS];
+};
+
+extern struct hs_config hs_cfg;
+extern pthread_mutex_t hs_lock;
+
+int hs_config_parse_text(struct hs_config *cfg, const char *text, char *err,
+                         size_t errlen);
+int hs_config_load(struct hs_config *cfg, const char *path);
+void hs_config_defaults(struct hs_config *cfg);
+int hs_fault_parse(struct hs_fault *f, const char *spec);
+int hs_errno_from_name(const char *name);
+const char *hs_errno_name(int err);
+
+/* ------------------------------------------------------------ log */
+/* One in-flight kernel-interface call: its name and decoded arguments. */
+struct hs_call {
+    const char *name;
+    int fd;
+    char args[1536];
+    size_t alen;
+    bool has_range;
+    uint64_t first, last;
+    bool injected;
+    bool fault_checked;
+};
+
+void hs_call_begin(struct hs_call *c, const char *name, int fd);
+void hs_call_u64(struct hs_call *c, const char *key, uint64_t v);
+void hs_call_hex(struct hs_call *c, const char *key, uint64_t v);
+void hs_call_i64(struct hs_call *c, const char *key, int64_t v);
+void hs_call_str(struct hs_call *c, const char *key, const char *v);
+void hs_call_bool(struct hs_call *c, const char *key, bool v);
+void hs_call_range(struct hs_call *c, uint64_t iova, uint64_t len);
+/* Emit the log line; ret is the syscall's return, err its errno. */
+void hs_call_end(struct hs_call *c, long ret, int err);
+void hs_log_open(const char *path);
+uint64_t hs_log_calls(void);
+
+enum hs_kind {
+    HS_NONE = 0,
+    HS_CONTAINER,       /* /dev/vfio/vfio */
+    HS_GROUP,           /* /dev/vfio/N */
+    HS_DEVICE,          /* device fd from a group or the cdev */
+    HS_IOMMUFD,         /* /dev/iommu */
+    HS_DATAFD,          /* migration data fd */
+};
+
+/* ------------------------------------------------------------ faults */
+/* Mark the call as not implemented: logged as "unhandled". */
+long hs_unhandled(struct hs_call *c, unsigned long req, int err);
+/* Decode the IOVA range an ioctl acts on, for range-filtered faults. */
+void hs_decode_range(struct hs_call *c, enum hs_kind kind, unsigned long req,
+                     const void *arg);
+/* Returns an errno to inject for this call, or 0. Counts the call. */
+int hs_fault_check(struct hs_call *c);
+int hs_fault_add(const char *spec);
+void hs_fault_clear(void);
+
+/* ------------------------------------------------------------ mappings */
+#define HS_PROT_READ 1
+#define HS_PROT_WRITE 2
+
+struct hs_map {
+    uint64_t iova, length;
+    uint64_t vaddr;             /* host VA (0 when file backed) */
+    int file_fd;                /* dup of IOAS_MAP_FILE fd, or -1 */
+    uint64_t file_start;
+    void *file_va;              /* our own mapping of the file, lazily */
+    int prot;
+    /* dirty bits, one per 4 KiB page from iova, allocated lazily */
+    uint64_t *t1_dirty;     /* type1: written by the device, not reported */
+    uint64_t *hwpt_dirty[HS_MAX_HWPT_SLOTS]; /* iommufd PTE dirty bits */
+    /* iommufd: dirty bits no GET_DIRTY_BITMAP has returned yet */
+    uint64_t *hwpt_unrep[HS_MAX_HWPT_SLOTS];
+};
+
+/* Drop a slot's dirty state in every area (free both bitmaps). */
+void hs_map_drop_slot(struct hs_map *m, int slot);
+/* Bits set in a lazily allocated per-page bitmap of m. */
+uint64_t hs_map_count(const struct hs_map *m, const uint64_t *bits);
+/*
+ * Pages the device wrote while dirty tracking was on that no dirty report
+ * returned before their mapping went away: dirty state the kernel
+ * discarded unseen (data a migration would lose).
+ */
+extern uint64_t hs_lost_dirty_pages;
+
+struct hs_maplist {
+    struct hs_map **v;
+    size_t n, cap;
+};
+
+struct hs_map *hs_map_new(uint64_t iova, uint64_t length, int prot);
+void hs_map_free(struct hs_map *m);
+void hs_maplist_insert(struct hs_maplist *l, struct hs_map *m);
+/* Free and drop entries [i, k) with one move (large unmaps stay linear). */
+void hs_maplist_remove_range(struct hs_maplist *l, size_t i, size_t k);
+/* First map intersecting [first,last], or NULL; *idx receives its index. */
+struct hs_map *hs_maplist_find(const struct hs_maplist *l, uint64_t first,
+                               uint64_t last, size_t *idx);
+void hs_maplist_clear(struct hs_maplist *l);
+/* Host address for iova inside m (maps file-backed areas on demand). */
+void *hs_map_host(struct hs_map *m, uint64_t iova);
+
+/* ------------------------------------------------------------ bitmaps */
+uint64_t *hs_bits_alloc(uint64_t nbits);
+void hs_bits_set(uint64_t *b, uint64_t bit);
+bool hs_bits_test(const uint64_t *b, uint64_t bit);
+/* Set user-bitmap bit for iova (relative to base, in pgsize units). */
+void hs_user_bit_set(uint64_t *ubitmap, uint64_t base, uint64_t pgsize,
+                     uint64_t iova);
+
+/* ------------------------------------------------------------ objects */
+
+
+struct hs_container;
+struct hs_group;
+struct hs_devfd;
+struct hs_ictx;
+struct hs_datafd;
+
+struct hs_obj {
+    enum hs_kind kind;
+    int refs;           /* fds referring to it (dup) */
+    union {
+        struct hs_container *container;
+        struct hs_group *group;
+        struct hs_devfd *devfd;
+        struct hs_ictx *ictx;
+        struct hs_datafd *datafd;
+        void *p;
+    } u;
+};
+
+struct hs_obj *hs_fd_get(int fd);
+void hs_fd_install(int fd, struct hs_obj *o);
+struct hs_obj *hs_obj_new(enum hs_kind kind, void *p);
+/* Called when the last fd of an object closes. */
+void hs_obj_release(struct hs_obj *o);
+
+/* real libc entry points (resolved with dlsym(RTLD_NEXT)) */
+extern int (*hs_real_open)(const char *, int, ...);
+extern int (*hs_real_close)(int);
+extern ssize_t (*hs_real_read)(int, void *, size_t);
+extern ssize_t (*hs_real_write)(int, const void *, size_t);
+extern int (*hs_real_ioctl)(int, unsigned long, ...);
+int hs_new_backing_fd(int flags);   /* a real fd to stand for an object */
+
+/* ------------------------------------------------------------ type1 */
+struct hs_container {
+    bool iommu_set;
+    bool v2;
+    int ngroups;
+    struct hs_maplist maps;
+    bool dirty_tracking;
+    uint32_t dma_avail;
+};
+
+struct hs_group {
+    int id;
+    struct hs_container *container;
+    struct hs_obj *container_obj;
+    int device_fds;     /* open device fds obtained from this group */
+};
+
+/* open groups (a group node opens once at a time) */
+extern struct hs_group *hs_groups[HS_MAX_DEVS];
+struct hs_group *hs_group_open(int id);     /* NULL if already open */
+bool hs_group_alive(struct hs_group *g);
+
+long hs_container_ioctl(struct hs_call *c, int fd, struct hs_container *ct,
+                        unsigned long req, void *arg);
+long hs_group_ioctl(struct hs_call *c, int fd, struct hs_group *g,
+                    unsigned long req, void *arg);
+void hs_container_release(struct hs_container *ct);
+void hs_group_release(struct hs_group *g);
+uint64_t hs_type1_pgsize(void);
+/* IOVA ranges usable for DMA (type1 and iommufd with a domain). */
+int hs_iova_ranges(struct iommu_iova_range *r, int max);
+bool hs_iova_valid(uint64_t first, uint64_t last);
+
+/* ------------------------------------------------------------ iommufd */
+enum hs_iobj_type { HS_IOBJ_FREE = 0, HS_IOBJ_IOAS, HS_IOBJ_HWPT, HS_IOBJ_DEVICE };
+
+struct hs_ioas {
+    struct hs_maplist maps;
+    int ndomains;               /* HWPTs on this IOAS */
+    bool slot_used[HS_MAX_HWPT_SLOTS];
+};
+
+struct hs_hwpt {
+    uint32_t ioas_id;
+    int slot;                   /* index in hs_map.hwpt_dirty */
+    uint32_t flags;
+    bool dirty_tracking;
+    int attached;               /* devices attached */
+    bool autodomain;
+};
+
+struct hs_iobj {
+    enum hs_iobj_type type;
+    union {
+        struct hs_ioas *ioas;
+        struct hs_hwpt *hwpt;
+        struct hs_devfd *dev;
+    } u;
+};
+
+struct hs_ictx {
+    struct hs_iobj objs[HS_MAX_IOBJ];   /* index = object id, 0 unused */
+};
+
+long hs_iommufd_ioctl(struct hs_call *c, int fd, struct hs_ictx *ctx,
+                      unsigned long req, void *arg);
+void hs_ictx_release(struct hs_ictx *ctx);
+struct hs_ioas *hs_ictx_ioas(struct hs_ictx *ctx, uint32_t id);
+struct hs_hwpt *hs_ictx_hwpt(struct hs_ictx *ctx, uint32_t id);
+/* device side of iommufd (called from the device fd ioctls) */
+long hs_iommufd_bind(struct hs_devfd *d, struct hs_obj *ictx_obj,
+                     uint32_t *devid);
+long hs_iommufd_attach(struct hs_devfd *d, uint32_t *pt_id);
+long hs_iommufd_detach(struct hs_devfd *d);
+void hs_iommufd_unbind(struct hs_devfd *d);
+
+/* ------------------------------------------------------------ device */
+struct hs_device;
+struct hs_devfd {
+    struct hs_device *dev;
+    bool from_group;            /* legacy: obtained by GROUP_GET_DEVICE_FD */
+    struct hs_group *group;
+    bool bound;                 /* cdev: bound to an iommufd */
+    struct hs_obj *ictx_obj;
+    uint32_t devid;
+    uint32_t hwpt_id;           /* 0 when not attached */
+};
+
+#define HS_MIG_BLOB_MAX 4096
+struct hs_device {
+    int index;
+    const struct hs_devcfg *cfg;
+    uint8_t config[256];
+    uint8_t bar0[4096];         /* register file, see device.c */
+    uint32_t mig_state;
+    uint64_t dma_writes, dma_bytes, dma_faults;
+    uint64_t resets;
+    uint64_t loaded_from_migration;
+    int irq_efd[VFIO_PCI_NUM_IRQS];
+    /* device dirty tracking (DMA logging) */
+    bool log_on;
+    uint64_t log_page_size;
+    uint32_t log_nranges;
+    struct vfio_device_feature_dma_logging_range log_ranges[256];
+    uint64_t *log_bits[256];
+    struct hs_datafd *data;     /* current migration data fd, if any */
+    struct hs_obj *data_obj;
+};
+extern struct hs_device hs_devs[HS_MAX_DEVS];
+
+void hs_device_init(void);
+/* device by index, or by name; NULL if not configured */
+struct hs_device *hs_device_get(int index);
+struct hs_device *hs_device_by_name(const char *name);
+long hs_device_ioctl(struct hs_call *c, int fd, struct hs_devfd *d,
+                     unsigned long req, void *arg);
+ssize_t hs_device_pread(int fd, struct hs_devfd *d, void *buf, size_t n,
+                        off_t off);
+ssize_t hs_device_pwrite(int fd, struct hs_devfd *d, const void *buf,
+                         size_t n, off_t off);
+void hs_devfd_release(struct hs_devfd *d);
+/* open device fds (the DMA engine looks for the one with a translation) */
+#define HS_MAX_DEVFDS 8
+extern struct hs_devfd *hs_devfds[HS_MAX_DEVFDS];
+struct hs_devfd *hs_devfd_new(struct hs_device *dev, bool from_group);
+
+/* migration (migration.c) */
+struct hs_datafd {
+    struct hs_device *dev;
+    bool saving;                /* STOP_COPY/PRE_COPY source side */
+    uint8_t buf[HS_MIG_BLOB_MAX];
+    size_t len, pos;
+    bool precopy;               /* currently in a PRE_COPY state */
+    bool dead;                  /* device left the data states */
+};
+long hs_feature_migration(struct hs_call *c, struct hs_devfd *d,
+                          uint32_t flags, void *data, size_t datasz);
+long hs_feature_mig_state(struct hs_call *c, struct hs_devfd *d,
+                          uint32_t flags, void *data, size_t datasz);
+long hs_feature_mig_data_size(struct hs_call *c, struct hs_devfd *d,
+                              uint32_t flags, void *data, size_t datasz);
+long hs_datafd_ioctl(struct hs_call *c, int fd, struct hs_datafd *df,
+                     unsigned long req, void *arg);
+ssize_t hs_datafd_read(int fd, struct hs_datafd *df, void *buf, size_t n);
+ssize_t hs_datafd_write(int fd, struct hs_datafd *df, const void *buf,
+                        size_t n);
+void hs_datafd_release(struct hs_datafd *df);
+const char *hs_mig_state_name(uint32_t s);
+void hs_migration_reset(struct hs_device *D);
+
+/* DMA logging (dmalog.c) */
+long hs_feature_log_start(struct hs_call *c, struct hs_device *D,
+                          uint32_t flags, void *data, size_t datasz);
+long hs_feature_log_stop(struct hs_call *c, struct hs_device *D,
+                         uint32_t flags, size_t datasz);
+long hs_feature_log_report(struct hs_call *c, struct hs_device *D,
+                           uint32_t flags, void *data, size_t datasz);
+void hs_dmalog_mark(struct hs_device *D, uint64_t iova, uint64_t len);
+void hs_dmalog_reset(struct hs_device *D);
+int hs_check_feature(uint32_t flags, size_t argsz, uint32_t supported,
+                     size_t minsz);
+
+/* ------------------------------------------------------------ DMA */
+struct hs_dma_result {
+    bool ok;
+    uint64_t pages;
+    uint64_t fault_iova;
+    int err;
+};
+/* The device writes pattern over [iova, iova+len) through its IOMMU. */
+void hs_dma_write(struct hs_device *D, uint64_t iova, uint64_t len,
+                  uint64_t pattern, struct hs_dma_result *res);
+/* Read back through the IOMMU (for tests); returns false on fault. */
+bool hs_dma_read(struct hs_device *D, uint64_t iova, void *out, uint64_t len,
+                 uint64_t *fault);
+/* Describe the device's translation for `state`. */
+size_t hs_dma_describe(struct hs_device *D, char *out, size_t max);
+
+/* ------------------------------------------------------------ control */
+void hs_control_start(const char *path);
+void hs_control_stop(void);
+/* Handle one request line; writes one JSON line (no newline) into out. */
+void hs_control_handle(const char *line, char *out, size_t max);
+
+/* ------------------------------------------------------------ lifecycle */
+/* (Re)initialise the model from config text: for the self-test. */
+int hs_model_reset(const char *config_text);
+void hs_model_init_from_env(void);
+
+/* names of ioctls for the log */
+const char *hs_ioctl_name(enum hs_kind kind, unsigned long req);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * Event log: one JSON object per line for every kernel-interface call the
+ * model answers, written with a single write() on an O_APPEND fd so lines
+ * never interleave, and "flushed" by construction.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hostsim.h"
+
+static int log_fd = -1;
+static uint64_t log_seq;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void hs_log_open(const char *path)
+{
+    if (log_fd >= 0) {
+        hs_real_close(log_fd);
+        log_fd = -1;
+    }
+    if (path && *path) {
+        log_fd = hs_real_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                              0644);
+    }
+}
+
+uint64_t hs_log_calls(void)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&log_lock);
+    n = log_seq;
+    pthread_mutex_unlock(&log_lock);
+    return n;
+}
+
+void hs_call_begin(struct hs_call *c, const char *name, int fd)
+{
+    c->name = name;
+    c->fd = fd;
+    c->alen = 0;
+    c->args[0] = 0;
+    c->has_range = false;
+    c->injected = false;
+    c->fault_checked = false;
+}
+
+static void append(struct hs_call *c, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (c->alen >= sizeof(c->args) - 1) {
+        return;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(c->args + c->alen, sizeof(c->args) - c->alen, fmt, ap);
+    va_end(ap);
+    if (n > 0) {
+        c->alen += (size_t)n;
+        if (c->alen >= sizeof(c->args)) {
+            c->alen = sizeof(c->args) - 1;
+        }
+    }
+}
+
+void hs_call_u64(struct hs_call *c, const char *key, uint64_t v)
+{
+    append(c, ",\"%s\":%" PRIu64, key, v);
+}
+
+/* JSON has no hex: hex values are logged as numbers too, the key says it */
+void hs_call_hex(struct hs_call *c, const char *key, uint64_t v)
+{
+    append(c, ",\"%s\":%" PRIu64, key, v);
+}
+
+void hs_call_i64(struct hs_call *c, const char *key, int64_t v)
+{
+    append(c, ",\"%s\":%" PRId64, key, v);
+}
+
+void hs_call_str(struct hs_call *c, const char *key, const char *v)
+{
+    char esc[256];
+    size_t j = 0;
+
+    for (size_t i = 0; v[i] && j < sizeof(esc) - 7; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch == '"' || ch == '\\') {
+            esc[j++] = '\\';
+            esc[j++] = (char)ch;
+        } else if (ch < 0x20) {
+            j += (size_t)snprintf(esc + j, sizeof(esc) - j, "\\u%04x", ch);
+        } else {
+            esc[j++] = (char)ch;
+        }
+    }
+    esc[j] = 0;
+    append(c, ",\"%s\":\"%s\"", key, esc);
+}
+
+void hs_call_bool(struct hs_call *c, const char *key, bool v)
+{
+    append(c, ",\"%s\":%s", key, v ? "true" : "false");
+}
+
+void hs_call_range(struct hs_call *c, uint64_t iova, uint64_t len)
+{
+    c->has_range = len != 0;
+    c->first = iova;
+    c->last = len ? iova + len - 1 : iova;
+    if (c->last < c->first) {
+        c->last = UINT64_MAX;
+    }
+}
+
+void hs_call_end(struct hs_call *c, long ret, int err)
+{
+    char line[2048];
+    size_t n = 0;
+
+#define PUT(...) do { \
+        int k_ = snprintf(line + n, sizeof(line) - n, __VA_ARGS__); \
+        if (k_ > 0) { n += (size_t)k_; } \
+        if (n >= sizeof(line) - 1) { n = sizeof(line) - 1; } \
+    } while (0)
+
+    pthread_mutex_lock(&log_lock);
+    log_seq++;
+    if (log_fd >= 0) {
+        PUT("{\"seq\":%" PRIu64 ",\"call\":\"%s\",\"fd\":%d%s",
+            log_seq, c->name, c->fd, c->args);
+        PUT(",\"ret\":%ld,\"errno\":%d", ret, err);
+        if (err) {
+            PUT(",\"errname\":\"%s\"", hs_errno_name(err));
+        }
+        if (c->injected) {
+            PUT(",\"injected\":true");
+        }
+        /* always terminate the object, even when truncated */
+        if (n > sizeof(line) - 3) {
+            n = sizeof(line) - 3;
+        }
+        line[n++] = '}';
+        line[n++] = '\n';
+        ssize_t w = hs_real_write(log_fd, line, n);
+        (void)w;
+    }
+    pthread_mutex_unlock(&log_lock);
+#undef PUT
+}

@@ -1,0 +1,1401 @@
+/*
+ * hostsim self-test (TAP).  Talks to the model the way the kernel's
+ * tools/testing/selftests/iommu/iommufd.c talks to iommufd: open() the
+ * device nodes and issue ioctl()s -- the model is linked in, so these calls
+ * reach it exactly as QEMU's do under LD_PRELOAD.  Each case asserts the
+ * behaviour documented by the kernel sources named in README.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "hostsim.h"
+
+static int ntests, nfailed;
+static char logpath[256];
+
+static void check(int ok, const char *fmt, ...)
+{
+    va_list ap;
+
+    ntests++;
+    printf("%s %d - ", ok ? "ok" : "not ok", ntests);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    if (!ok) {
+        nfailed++;
+    }
+}
+
+/* errno of a failed ioctl, 0 on success */
+#define ERR(expr) ((expr) < 0 ? errno : 0)
+#define CHECK_ERR(expr, want, ...) do { \
+        int e_ = ERR(expr); \
+        check(e_ == (want), __VA_ARGS__); \
+        if (e_ != (want)) { \
+            printf("#   got %s, expected %s\n", hs_errno_name(e_), \
+                   hs_errno_name(want)); \
+        } \
+    } while (0)
+
+static void reset(const char *extra)
+{
+    char text[4096];
+
+    snprintf(text, sizeof(text), "log = %s\n%s\n", logpath, extra);
+    if (hs_model_reset(text)) {
+        printf("Bail out! bad test configuration\n");
+        exit(1);
+    }
+}
+
+static char *ctl(const char *req)
+{
+    static char out[65536];
+
+    hs_control_handle(req, out, sizeof(out));
+    return out;
+}
+
+static void *buffer(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(p, 0, len);
+    return p;
+}
+
+static uint64_t popcount(const uint64_t *b, size_t words)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < words; i++) {
+        n += (uint64_t)__builtin_popcountll(b[i]);
+    }
+    return n;
+}
+
+/* ================================================================ type1 */
+
+struct legacy {
+    int container, group, device;
+};
+
+static void legacy_open(struct legacy *l, int iommu_type)
+{
+    l->container = open("/dev/vfio/vfio", O_RDWR);
+    l->group = open("/dev/vfio/42", O_RDWR);
+    ioctl(l->group, VFIO_GROUP_SET_CONTAINER, &l->container);
+    ioctl(l->container, VFIO_SET_IOMMU, iommu_type);
+    l->device = ioctl(l->group, VFIO_GROUP_GET_DEVICE_FD, "0000:00:05.0");
+}
+
+static void legacy_close(struct legacy *l)
+{
+    close(l->device);
+    close(l->group);
+    close(l->container);
+}
+
+static int map_dma(int container, uint64_t iova, void *va, uint64_t size,
+                   uint32_t flags)
+{
+    struct vfio_iommu_type1_dma_map m = {
+        .argsz = sizeof(m), .flags = flags, .vaddr = (uintptr_t)va,
+        .iova = iova, .size = size,
+    };
+    return ioctl(container, VFIO_IOMMU_MAP_DMA, &m);
+}
+
+static int unmap_dma(int container, uint64_t iova, uint64_t size,
+                     uint32_t flags, uint64_t *unmapped)
+{
+    struct vfio_iommu_type1_dma_unmap u = {
+        .argsz = sizeof(u), .flags = flags, .iova = iova, .size = size,
+    };
+    int r = ioctl(container, VFIO_IOMMU_UNMAP_DMA, &u);
+
+    if (unmapped) {
+        *unmapped = u.size;
+    }
+    return r;
+}
+
+static int get_bitmap(int container, uint64_t iova, uint64_t size,
+                      uint64_t pgsize, uint64_t *bm, uint64_t bmsize)
+{
+    struct {
+        struct vfio_iommu_type1_dirty_bitmap d;
+        struct vfio_iommu_type1_dirty_bitmap_get g;
+    } a = {
+        .d = { .argsz = sizeof(a),
+               .flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP },
+        .g = { .iova = iova, .size = size,
+               .bitmap = { .pgsize = pgsize, .size = bmsize, .data = bm } },
+    };
+    return ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &a);
+}
+
+static int dirty_ctl(int container, uint32_t flag)
+{
+    struct vfio_iommu_type1_dirty_bitmap d = { .argsz = sizeof(d),
+                                               .flags = flag };
+    return ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &d);
+}
+
+static int unmap_get_dirty(int container, uint64_t iova, uint64_t size,
+                           uint64_t pgsize, uint64_t *bm, uint64_t bmsize)
+{
+    struct {
+        struct vfio_iommu_type1_dma_unmap u;
+        struct vfio_bitmap b;
+    } a = {
+        .u = { .argsz = sizeof(a),
+               .flags = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+               .iova = iova, .size = size },
+        .b = { .pgsize = pgsize, .size = bmsize, .data = bm },
+    };
+    return ioctl(container, VFIO_IOMMU_UNMAP_DMA, &a);
+}
+
+static void test_type1_setup(void)
+{
+    struct vfio_group_status st = { .argsz = sizeof(st) };
+    int c, g, g2;
+
+    reset("");
+    c = open("/dev/vfio/vfio", O_RDWR);
+    check(c >= 0, "type1: open /dev/vfio/vfio");
+    check(ioctl(c, VFIO_GET_API_VERSION) == VFIO_API_VERSION,
+          "type1: VFIO_GET_API_VERSION is 0");
+    check(ioctl(c, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) == 1,
+          "type1: TYPE1v2 extension present");
+    check(ioctl(c, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_IOMMU) == 0,
+          "type1: no sPAPR extension");
+    check(ioctl(c, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR) == 0,
+          "type1: UPDATE_VADDR needs an IOMMU driver set");
+    CHECK_ERR(ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU), EINVAL,
+              "type1: SET_IOMMU without a group is EINVAL");
+    g = open("/dev/vfio/42", O_RDWR);
+    check(g >= 0, "type1: open group /dev/vfio/42");
+    g2 = open("/dev/vfio/42", O_RDWR);
+    check(g2 < 0 && errno == EBUSY, "type1: a group opens only once (EBUSY)");
+    check(open("/dev/vfio/43", O_RDWR) < 0, "type1: other groups absent");
+    ioctl(g, VFIO_GROUP_GET_STATUS, &st);
+    check(st.flags == VFIO_GROUP_FLAGS_VIABLE, "type1: group viable, no "
+          "container");
+    CHECK_ERR(ioctl(g, VFIO_GROUP_GET_DEVICE_FD, "0000:00:05.0"), EINVAL,
+              "type1: GET_DEVICE_FD before SET_IOMMU is EINVAL");
+    check(ioctl(g, VFIO_GROUP_SET_CONTAINER, &c) == 0,
+          "type1: GROUP_SET_CONTAINER");
+    CHECK_ERR(ioctl(g, VFIO_GROUP_SET_CONTAINER, &c), EINVAL,
+              "type1: second SET_CONTAINER is EINVAL");
+    ioctl(g, VFIO_GROUP_GET_STATUS, &st);
+    check(st.flags == (VFIO_GROUP_FLAGS_VIABLE |
+                       VFIO_GROUP_FLAGS_CONTAINER_SET),
+          "type1: status shows CONTAINER_SET");
+    check(ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) == 0,
+          "type1: SET_IOMMU TYPE1v2");
+    CHECK_ERR(ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU), EINVAL,
+              "type1: SET_IOMMU twice is EINVAL");
+    check(ioctl(c, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR) == 1,
+          "type1: UPDATE_VADDR once the IOMMU is set");
+    CHECK_ERR(ioctl(g, VFIO_GROUP_GET_DEVICE_FD, "0000:00:06.0"), ENODEV,
+              "type1: unknown device name is ENODEV");
+    {
+        int d = ioctl(g, VFIO_GROUP_GET_DEVICE_FD, "0000:00:05.0");
+        struct stat sb;
+
+        check(d >= 0, "type1: GET_DEVICE_FD returns an fd");
+    {
+        int d2 = fcntl(d, F_DUPFD_CLOEXEC, 100);
+        struct vfio_device_info di = { .argsz = sizeof(di) };
+
+        check(d2 >= 100 && ioctl(d2, VFIO_DEVICE_GET_INFO, &di) == 0,
+              "type1: an fcntl(F_DUPFD_CLOEXEC) copy reaches the device");
+        close(d2);
+    }
+        CHECK_ERR(ioctl(g, VFIO_GROUP_UNSET_CONTAINER), EBUSY,
+                  "type1: UNSET_CONTAINER with an open device is EBUSY");
+        close(d);
+        check(stat("/dev/vfio/vfio", &sb) == 0 && S_ISCHR(sb.st_mode),
+              "type1: /dev/vfio/vfio is a character device");
+    }
+    check(ioctl(g, VFIO_GROUP_UNSET_CONTAINER) == 0,
+          "type1: UNSET_CONTAINER");
+    close(g);
+    close(c);
+}
+
+static void test_type1_info(void)
+{
+    struct legacy l;
+    struct vfio_iommu_type1_info small = { .argsz = sizeof(small) };
+    struct vfio_iommu_type1_info *info;
+    struct vfio_info_cap_header *h;
+    bool mig = false, avail = false, ranges = false;
+
+    reset("type1.max_dirty_bitmap_size = 64");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    check(ioctl(l.container, VFIO_IOMMU_GET_INFO, &small) == 0 &&
+          small.argsz > sizeof(small) && (small.flags & VFIO_IOMMU_INFO_CAPS),
+          "type1: GET_INFO asks for a larger buffer for its capabilities");
+    info = calloc(1, small.argsz);
+    info->argsz = small.argsz;
+    ioctl(l.container, VFIO_IOMMU_GET_INFO, info);
+    check(info->iova_pgsizes & 4096, "type1: iova_pgsizes has 4 KiB");
+    for (h = (void *)((char *)info + info->cap_offset); info->cap_offset;
+         h = (void *)((char *)info + h->next)) {
+        if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
+            struct vfio_iommu_type1_info_cap_migration *m = (void *)h;
+            mig = m->pgsize_bitmap == 4096 && m->max_dirty_bitmap_size == 64;
+        } else if (h->id == VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+            avail = ((struct vfio_iommu_type1_info_dma_avail *)h)->avail ==
+                    65535;
+        } else if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+            struct vfio_iommu_type1_info_cap_iova_range *r = (void *)h;
+            ranges = r->nr_iovas == 2 && r->iova_ranges[0].end == 0xfedfffff;
+        }
+        if (!h->next) {
+            break;
+        }
+    }
+    check(mig, "type1: migration capability with configured limit");
+    check(avail, "type1: DMA-available capability");
+    check(ranges, "type1: IOVA ranges exclude the MSI window");
+    free(info);
+    legacy_close(&l);
+
+    reset("type1.migration_cap = off");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    info = calloc(1, 4096);
+    info->argsz = 4096;
+    ioctl(l.container, VFIO_IOMMU_GET_INFO, info);
+    mig = false;
+    for (h = (void *)((char *)info + info->cap_offset); info->cap_offset;
+         h = (void *)((char *)info + h->next)) {
+        mig |= h->id == VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION;
+        if (!h->next) {
+            break;
+        }
+    }
+    check(!mig, "type1: migration capability can be turned off");
+    free(info);
+    legacy_close(&l);
+}
+
+static void test_type1_map_unmap(void)
+{
+    struct legacy l;
+    uint8_t *buf = buffer(0x10000);
+    uint64_t n;
+
+    reset("");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    CHECK_ERR(map_dma(l.container, 0x100000, buf, 0x10000, 0), EINVAL,
+              "type1: MAP_DMA without READ/WRITE is EINVAL");
+    CHECK_ERR(map_dma(l.container, 0x100800, buf, 0x10000, 3), EINVAL,
+              "type1: unaligned IOVA is EINVAL");
+    CHECK_ERR(map_dma(l.container, 0x100000, buf, 0, 3), EINVAL,
+              "type1: zero size is EINVAL");
+    CHECK_ERR(map_dma(l.container, 0xfee00000, buf, 0x10000, 3), EINVAL,
+              "type1: IOVA in the reserved MSI window is EINVAL");
+    check(map_dma(l.container, 0x100000, buf, 0x10000, 3) == 0,
+          "type1: MAP_DMA 64 KiB at 0x100000");
+    CHECK_ERR(map_dma(l.container, 0x108000, buf, 0x1000, 3), EEXIST,
+              "type1: overlapping MAP_DMA is EEXIST");
+    check(!strncmp(ctl("dma 0x104000 0x2000 0xa5a5a5a5deadbeef"),
+                   "{\"ok\":true,\"pages\":2}", 21),
+          "type1: device DMA through the mapping");
+    check(*(uint64_t *)(buf + 0x4000) == 0xa5a5a5a5deadbeefull &&
+          *(uint64_t *)(buf + 0x5ff8) == 0xa5a5a5a5deadbeefull &&
+          *(uint64_t *)(buf + 0x6000) == 0,
+          "type1: DMA wrote exactly the range into the mapped memory");
+    check(strstr(ctl("dma 0x200000 0x1000 1"), "\"error\":\"fault\"") != NULL,
+          "type1: DMA to an unmapped IOVA is a fault");
+    check(strstr(ctl("dma 0x10f000 0x2000 1"), "\"iova\":1114112") != NULL &&
+          buf[0xf000] == 0,
+          "type1: DMA crossing the end faults and writes nothing");
+    CHECK_ERR(unmap_dma(l.container, 0x101000, 0x1000, 0, NULL), EINVAL,
+              "type1 v2: unmap bisecting a mapping is EINVAL");
+    check(unmap_dma(l.container, 0x400000, 0x1000, 0, &n) == 0 && n == 0,
+          "type1 v2: unmap of an empty range succeeds with size 0");
+    check(map_dma(l.container, 0x300000, buf, 0x1000, 1) == 0,
+          "type1: read-only mapping");
+    check(strstr(ctl("dma 0x300000 0x8 1"), "fault") != NULL,
+          "type1: DMA write to a read-only mapping faults");
+    CHECK_ERR(unmap_dma(l.container, 1, 0, VFIO_DMA_UNMAP_FLAG_ALL, NULL),
+              EINVAL, "type1: UNMAP_ALL with an iova is EINVAL");
+    check(unmap_dma(l.container, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL, &n) == 0 &&
+          n == 0x11000, "type1: UNMAP_ALL removes everything (size %#llx)",
+          (unsigned long long)n);
+    legacy_close(&l);
+    munmap(buf, 0x10000);
+}
+
+static void test_type1_dirty(void)
+{
+    struct legacy l;
+    uint8_t *buf = buffer(0x40000);
+    uint64_t bm[8];
+
+    reset("");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    map_dma(l.container, 0x100000, buf, 0x20000, 3);
+    map_dma(l.container, 0x120000, buf + 0x20000, 0x20000, 3);
+    memset(bm, 0, sizeof(bm));
+    CHECK_ERR(get_bitmap(l.container, 0x100000, 0x40000, 4096, bm, 8), EINVAL,
+              "type1: GET_BITMAP with tracking off is EINVAL");
+    check(dirty_ctl(l.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START) == 0,
+          "type1: DIRTY_PAGES start");
+    CHECK_ERR(dirty_ctl(l.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START |
+                        VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), EINVAL,
+              "type1: two DIRTY_PAGES flags at once is EINVAL");
+    check(get_bitmap(l.container, 0x100000, 0x40000, 4096, bm, 8) == 0 &&
+          popcount(bm, 8) == 64,
+          "type1 perpetual: every mapped page is reported dirty");
+    memset(bm, 0, sizeof(bm));
+    check(get_bitmap(l.container, 0x100000, 0x40000, 4096, bm, 8) == 0 &&
+          popcount(bm, 8) == 64,
+          "type1 perpetual: ... on every read");
+    CHECK_ERR(get_bitmap(l.container, 0x100000, 0x40000, 8192, bm, 8), EINVAL,
+              "type1: bitmap pgsize other than the IOMMU's is EINVAL");
+    CHECK_ERR(get_bitmap(l.container, 0x100000, 0x40000, 4096, bm, 4), EINVAL,
+              "type1: bitmap smaller than the range is EINVAL");
+    CHECK_ERR(get_bitmap(l.container, 0x110000, 0x20000, 4096, bm, 8), EINVAL,
+              "type1: GET_BITMAP bisecting a mapping is EINVAL");
+    CHECK_ERR(get_bitmap(l.container, 0x100000, 0x40000, 4096, bm,
+                         (256ull << 20) + 8), EINVAL,
+              "type1: bitmap larger than DIRTY_BITMAP_SIZE_MAX is EINVAL");
+    memset(bm, 0, sizeof(bm));
+    check(unmap_get_dirty(l.container, 0x120000, 0x20000, 4096, bm, 8) == 0 &&
+          popcount(bm, 8) == 32 && bm[0] == 0xffffffffull,
+          "type1: UNMAP with GET_DIRTY_BITMAP reports the range");
+    {
+        struct {
+            struct vfio_iommu_type1_dma_unmap u;
+            struct vfio_bitmap b;
+        } a = { .u = { .argsz = sizeof(a),
+                       .flags = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP |
+                                VFIO_DMA_UNMAP_FLAG_ALL },
+                .b = { .pgsize = 4096, .size = 8, .data = bm } };
+        CHECK_ERR(ioctl(l.container, VFIO_IOMMU_UNMAP_DMA, &a), EINVAL,
+                  "type1: GET_DIRTY_BITMAP with UNMAP_ALL is EINVAL");
+    }
+    check(dirty_ctl(l.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) == 0,
+          "type1: DIRTY_PAGES stop");
+    CHECK_ERR(unmap_get_dirty(l.container, 0x100000, 0x20000, 4096, bm, 8),
+              EINVAL, "type1: UNMAP GET_DIRTY_BITMAP with tracking off is "
+              "EINVAL");
+    legacy_close(&l);
+
+    /* the kernel's limit as QEMU sees it: a tiny max_dirty_bitmap_size */
+    reset("type1.max_dirty_bitmap_size = 8");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    map_dma(l.container, 0x100000, buf, 0x40000, 3);
+    dirty_ctl(l.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+    CHECK_ERR(get_bitmap(l.container, 0x100000, 0x40000, 4096, bm, 16),
+              EINVAL, "type1: bitmap above the configured maximum is EINVAL");
+    legacy_close(&l);
+
+    /* v1 (TYPE1) has no dirty tracking */
+    reset("");
+    legacy_open(&l, VFIO_TYPE1_IOMMU);
+    CHECK_ERR(dirty_ctl(l.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START),
+              EACCES, "type1 v1: DIRTY_PAGES is EACCES");
+    legacy_close(&l);
+
+    /* precise mode: only the pages the device wrote */
+    reset("type1.dirty = precise");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    map_dma(l.container, 0x100000, buf, 0x40000, 3);
+    ctl("dma 0x101000 0x10 7");
+    dirty_ctl(l.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+    memset(bm, 0, sizeof(bm));
+    get_bitmap(l.container, 0x100000, 0x40000, 4096, bm, 8);
+    check(popcount(bm, 8) == 0,
+          "type1 precise: writes before START are not reported");
+    ctl("dma 0x101000 0x10 7");
+    ctl("dma 0x13f000 0x1000 7");
+    memset(bm, 0, sizeof(bm));
+    get_bitmap(l.container, 0x100000, 0x40000, 4096, bm, 8);
+    check(bm[0] == (0x2 | 0x8000000000000000ull) && bm[1] == 0,
+          "type1 precise: exactly the written pages are dirty");
+    memset(bm, 0, sizeof(bm));
+    get_bitmap(l.container, 0x100000, 0x40000, 4096, bm, 8);
+    check(popcount(bm, 8) == 0, "type1 precise: a read clears");
+    legacy_close(&l);
+    munmap(buf, 0x40000);
+}
+
+/* ================================================================ iommufd */
+
+struct ifd {
+    int iommufd, dev;
+    uint32_t devid, ioas, hwpt;
+};
+
+static uint32_t ioas_alloc(int fd)
+{
+    struct iommu_ioas_alloc a = { .size = sizeof(a) };
+
+    return ioctl(fd, IOMMU_IOAS_ALLOC, &a) ? 0 : a.out_ioas_id;
+}
+
+static int ioas_map(int fd, uint32_t ioas, uint64_t iova, void *va,
+                    uint64_t len, uint32_t flags, uint64_t *out)
+{
+    struct iommu_ioas_map m = {
+        .size = sizeof(m), .flags = flags, .ioas_id = ioas,
+        .user_va = (uintptr_t)va, .length = len, .iova = iova,
+    };
+    int r = ioctl(fd, IOMMU_IOAS_MAP, &m);
+
+    if (out) {
+        *out = m.iova;
+    }
+    return r;
+}
+
+#define MAPRW (IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | \
+               IOMMU_IOAS_MAP_WRITEABLE)
+
+static int ioas_unmap(int fd, uint32_t ioas, uint64_t iova, uint64_t len,
+                      uint64_t *out)
+{
+    struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = ioas,
+                                  .iova = iova, .length = len };
+    int r = ioctl(fd, IOMMU_IOAS_UNMAP, &u);
+
+    if (out) {
+        *out = u.length;
+    }
+    return r;
+}
+
+static int hwpt_alloc(int fd, uint32_t dev, uint32_t pt, uint32_t flags,
+                      uint32_t *out)
+{
+    struct iommu_hwpt_alloc a = { .size = sizeof(a), .flags = flags,
+                                  .dev_id = dev, .pt_id = pt };
+    int r = ioctl(fd, IOMMU_HWPT_ALLOC, &a);
+
+    *out = a.out_hwpt_id;
+    return r;
+}
+
+static int set_dirty(int fd, uint32_t hwpt, bool on)
+{
+    struct iommu_hwpt_set_dirty_tracking s = {
+        .size = sizeof(s), .hwpt_id = hwpt,
+        .flags = on ? IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0,
+    };
+    return ioctl(fd, IOMMU_HWPT_SET_DIRTY_TRACKING, &s);
+}
+
+static int get_dirty(int fd, uint32_t hwpt, uint64_t iova, uint64_t len,
+                     uint64_t pgsize, uint32_t flags, uint64_t *bm)
+{
+    struct iommu_hwpt_get_dirty_bitmap g = {
+        .size = sizeof(g), .hwpt_id = hwpt, .flags = flags, .iova = iova,
+        .length = len, .page_size = pgsize, .data = (uintptr_t)bm,
+    };
+    return ioctl(fd, IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
+}
+
+static int attach(int dev, uint32_t *pt)
+{
+    struct vfio_device_attach_iommufd_pt a = { .argsz = sizeof(a),
+                                               .pt_id = *pt };
+    int r = ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+
+    *pt = a.pt_id;
+    return r;
+}
+
+static int dev_bind(int dev, int iommufd, uint32_t *devid)
+{
+    struct vfio_device_bind_iommufd b = { .argsz = sizeof(b),
+                                          .iommufd = iommufd };
+    int r = ioctl(dev, VFIO_DEVICE_BIND_IOMMUFD, &b);
+
+    if (!r) {
+        *devid = b.out_devid;
+    }
+    return r;
+}
+
+static void ifd_open(struct ifd *f, uint32_t hwpt_flags)
+{
+    f->iommufd = open("/dev/iommu", O_RDWR);
+    f->dev = open("/dev/vfio/devices/vfio0", O_RDWR);
+    dev_bind(f->dev, f->iommufd, &f->devid);
+    f->ioas = ioas_alloc(f->iommufd);
+    hwpt_alloc(f->iommufd, f->devid, f->ioas, hwpt_flags, &f->hwpt);
+    attach(f->dev, &f->hwpt);
+}
+
+static void ifd_close(struct ifd *f)
+{
+    close(f->dev);
+    close(f->iommufd);
+}
+
+static void test_iommufd_setup(void)
+{
+    struct iommu_iova_range r[4];
+    struct iommu_ioas_iova_ranges q = { .size = sizeof(q) };
+    struct iommu_hw_info hw = { .size = sizeof(hw) };
+    struct iommu_hw_info_vtd vtd;
+    struct stat sb;
+    uint32_t devid, ioas, hwpt, pt;
+    int fd, dev;
+
+    reset("");
+    fd = open("/dev/iommu", O_RDWR);
+    check(fd >= 0, "iommufd: open /dev/iommu");
+    dev = open("/dev/vfio/devices/vfio0", O_RDWR);
+    check(dev >= 0 && fstat(dev, &sb) == 0 && S_ISCHR(sb.st_mode) &&
+          sb.st_rdev == makedev(238, 0),
+          "iommufd: the vfio cdev is a char device with the sysfs dev_t");
+    CHECK_ERR(ioctl(dev, VFIO_DEVICE_GET_INFO, &(struct vfio_device_info){
+                  .argsz = sizeof(struct vfio_device_info) }), EINVAL,
+              "cdev: ioctls before BIND are EINVAL");
+    check(dev_bind(dev, fd, &devid) == 0 && devid == 1,
+          "cdev: BIND_IOMMUFD gives device id 1");
+    CHECK_ERR(dev_bind(dev, fd, &devid), EINVAL, "cdev: second BIND is EINVAL");
+    ioas = ioas_alloc(fd);
+    check(ioas == 2, "iommufd: IOAS_ALLOC takes the next free id");
+    q.ioas_id = ioas;
+    CHECK_ERR(ioctl(fd, IOMMU_IOAS_IOVA_RANGES, &q), EMSGSIZE,
+              "iommufd: IOVA_RANGES with no room is EMSGSIZE");
+    check(q.num_iovas == 1, "iommufd: one range before any domain");
+    q.num_iovas = 4;
+    q.allowed_iovas = (uintptr_t)r;
+    check(ioctl(fd, IOMMU_IOAS_IOVA_RANGES, &q) == 0 && r[0].start == 0 &&
+          r[0].last == UINT64_MAX && q.out_iova_alignment == 1,
+          "iommufd: whole space, alignment 1, with no domain");
+    hw.dev_id = devid;
+    hw.data_len = sizeof(vtd);
+    hw.data_uptr = (uintptr_t)&vtd;
+    check(ioctl(fd, IOMMU_GET_HW_INFO, &hw) == 0 &&
+          hw.out_data_type == IOMMU_HW_INFO_TYPE_INTEL_VTD &&
+          (hw.out_capabilities & IOMMU_HW_CAP_DIRTY_TRACKING),
+          "iommufd: GET_HW_INFO reports VT-d with dirty tracking");
+    hw.dev_id = 99;
+    CHECK_ERR(ioctl(fd, IOMMU_GET_HW_INFO, &hw), ENOENT,
+              "iommufd: GET_HW_INFO for an unknown device is ENOENT");
+    CHECK_ERR(hwpt_alloc(fd, devid, ioas, 1u << 7, &hwpt), EOPNOTSUPP,
+              "iommufd: HWPT_ALLOC with unknown flags is EOPNOTSUPP");
+    CHECK_ERR(hwpt_alloc(fd, 42, ioas, 0, &hwpt), ENOENT,
+              "iommufd: HWPT_ALLOC for an unknown device is ENOENT");
+    CHECK_ERR(hwpt_alloc(fd, devid, 42, 0, &hwpt), EINVAL,
+              "iommufd: HWPT_ALLOC on an unknown IOAS is EINVAL");
+    {
+        struct iommu_hwpt_alloc a = { .size = sizeof(a), .dev_id = devid,
+                                      .pt_id = ioas, .data_type = 1 };
+        CHECK_ERR(ioctl(fd, IOMMU_HWPT_ALLOC, &a), EINVAL,
+                  "iommufd: HWPT_ALLOC with a data type but no data is "
+                  "EINVAL");
+        a.size = 16;
+        CHECK_ERR(ioctl(fd, IOMMU_HWPT_ALLOC, &a), EINVAL,
+                  "iommufd: a struct size below the minimum is EINVAL");
+    }
+    pt = 42;
+    CHECK_ERR(attach(dev, &pt), ENOENT,
+              "cdev: ATTACH to an unknown object is ENOENT");
+    pt = devid;
+    CHECK_ERR(attach(dev, &pt), EINVAL,
+              "cdev: ATTACH to a device object is EINVAL");
+    check(hwpt_alloc(fd, devid, ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+                     &hwpt) == 0, "iommufd: HWPT_ALLOC with DIRTY_TRACKING");
+    pt = hwpt;
+    check(attach(dev, &pt) == 0 && pt == hwpt, "cdev: ATTACH to the HWPT");
+    q.num_iovas = 4;
+    check(ioctl(fd, IOMMU_IOAS_IOVA_RANGES, &q) == 0 && q.num_iovas == 2 &&
+          r[0].last == 0xfedfffff && r[1].start == 0xfef00000 &&
+          q.out_iova_alignment == 4096,
+          "iommufd: with a domain the MSI window is reserved, 4 KiB aligned");
+    {
+        struct iommu_destroy d = { .size = sizeof(d), .id = hwpt };
+        CHECK_ERR(ioctl(fd, IOMMU_DESTROY, &d), EBUSY,
+                  "iommufd: DESTROY of an attached HWPT is EBUSY");
+        d.id = ioas;
+        CHECK_ERR(ioctl(fd, IOMMU_DESTROY, &d), EBUSY,
+                  "iommufd: DESTROY of an IOAS with a HWPT is EBUSY");
+        d.id = 77;
+        CHECK_ERR(ioctl(fd, IOMMU_DESTROY, &d), ENOENT,
+                  "iommufd: DESTROY of an unknown id is ENOENT");
+        struct vfio_device_detach_iommufd_pt dt = { .argsz = sizeof(dt) };
+        check(ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT, &dt) == 0,
+              "cdev: DETACH");
+        d.id = hwpt;
+        check(ioctl(fd, IOMMU_DESTROY, &d) == 0,
+              "iommufd: DESTROY of a detached HWPT");
+    }
+    pt = ioas;
+    check(attach(dev, &pt) == 0 && pt != ioas && pt != 0,
+          "cdev: ATTACH to an IOAS allocates an automatic domain");
+    close(dev);
+    close(fd);
+
+    reset("iommu_dirty = off");
+    fd = open("/dev/iommu", O_RDWR);
+    dev = open("/dev/vfio/devices/vfio0", O_RDWR);
+    dev_bind(dev, fd, &devid);
+    ioas = ioas_alloc(fd);
+    hw.dev_id = devid;
+    ioctl(fd, IOMMU_GET_HW_INFO, &hw);
+    check(!(hw.out_capabilities & IOMMU_HW_CAP_DIRTY_TRACKING),
+          "iommufd: iommu_dirty=off hides IOMMU_HW_CAP_DIRTY_TRACKING");
+    CHECK_ERR(hwpt_alloc(fd, devid, ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+                         &hwpt), EOPNOTSUPP,
+              "iommufd: DIRTY_TRACKING HWPT without the capability is "
+              "EOPNOTSUPP");
+    close(dev);
+    close(fd);
+}
+
+static void test_iommufd_map_unmap(void)
+{
+    struct ifd f;
+    uint8_t *buf = buffer(0x40000);
+    uint64_t out, n;
+
+    reset("");
+    ifd_open(&f, 0);
+    CHECK_ERR(ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x1000,
+                       IOMMU_IOAS_MAP_FIXED_IOVA, NULL), EINVAL,
+              "iommufd: MAP without READABLE/WRITEABLE is EINVAL");
+    CHECK_ERR(ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x1000,
+                       MAPRW | (1u << 5), NULL), EOPNOTSUPP,
+              "iommufd: MAP with unknown flags is EOPNOTSUPP");
+    CHECK_ERR(ioas_map(f.iommufd, f.ioas, 0x100800, buf, 0x1000, MAPRW, NULL),
+              EINVAL, "iommufd: unaligned fixed IOVA is EINVAL");
+    CHECK_ERR(ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x800, MAPRW, NULL),
+              EINVAL, "iommufd: unaligned length is EINVAL");
+    CHECK_ERR(ioas_map(f.iommufd, f.ioas, 0xfee00000, buf, 0x1000, MAPRW,
+                       NULL), EINVAL, "iommufd: reserved IOVA is EINVAL");
+    CHECK_ERR(ioas_map(f.iommufd, 99, 0x100000, buf, 0x1000, MAPRW, NULL),
+              ENOENT, "iommufd: unknown IOAS is ENOENT");
+    check(ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x10000, MAPRW,
+                   NULL) == 0, "iommufd: MAP 64 KiB at 0x100000");
+    check(ioas_map(f.iommufd, f.ioas, 0x110000, buf + 0x10000, 0x10000, MAPRW,
+                   NULL) == 0, "iommufd: MAP 64 KiB at 0x110000");
+    CHECK_ERR(ioas_map(f.iommufd, f.ioas, 0x10f000, buf, 0x2000, MAPRW, NULL),
+              EEXIST, "iommufd: overlapping MAP is EEXIST");
+    check(ioas_map(f.iommufd, f.ioas, 0, buf + 0x20000, 0x10000,
+                   IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+                   &out) == 0 && !(out & 0xfff) &&
+          (out + 0x10000 <= 0x100000 || out >= 0x120000),
+          "iommufd: MAP without FIXED_IOVA picks a free aligned IOVA");
+    ioas_unmap(f.iommufd, f.ioas, out, 0x10000, NULL);
+    CHECK_ERR(ioas_unmap(f.iommufd, f.ioas, 0x104000, 0x1000, NULL), ENOENT,
+              "iommufd: UNMAP inside an area is ENOENT");
+    CHECK_ERR(ioas_unmap(f.iommufd, f.ioas, 0x200000, 0x1000, NULL), ENOENT,
+              "iommufd: UNMAP of nothing is ENOENT");
+    CHECK_ERR(ioas_unmap(f.iommufd, f.ioas, 0x100000, 0, NULL), EINVAL,
+              "iommufd: UNMAP of length 0 is EINVAL");
+    CHECK_ERR(ioas_unmap(f.iommufd, f.ioas, 0x100000, 0x18000, NULL), ENOENT,
+              "iommufd: UNMAP cutting the second area is ENOENT");
+    check(strstr(ctl("dma 0x100000 8 1"), "fault") != NULL &&
+          strstr(ctl("dma 0x110000 8 1"), "\"ok\":true") != NULL,
+          "iommufd: ... but the wholly covered first area is gone");
+    check(ioas_unmap(f.iommufd, f.ioas, 0, UINT64_MAX, &n) == 0 &&
+          n == 0x10000, "iommufd: UNMAP all reports the bytes unmapped");
+    check(ioas_unmap(f.iommufd, f.ioas, 0, UINT64_MAX, &n) == 0 && n == 0,
+          "iommufd: UNMAP all of an empty IOAS succeeds");
+    CHECK_ERR(ioas_unmap(f.iommufd, f.ioas, 1, UINT64_MAX, NULL),
+              EOVERFLOW, "iommufd: UNMAP length >= ULONG_MAX is EOVERFLOW");
+    ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x10000,
+             IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE, NULL);
+    check(strstr(ctl("dma 0x100000 8 1"), "fault") != NULL,
+          "iommufd: DMA write to a read-only area faults");
+    ifd_close(&f);
+    munmap(buf, 0x40000);
+}
+
+static void test_iommufd_dirty(void)
+{
+    struct ifd f, plain;
+    uint8_t *buf = buffer(0x40000);
+    uint64_t bm[8];
+
+    reset("");
+    ifd_open(&plain, 0);
+    CHECK_ERR(set_dirty(plain.iommufd, plain.hwpt, true), EOPNOTSUPP,
+              "iommufd: SET_DIRTY_TRACKING on a HWPT without dirty ops is "
+              "EOPNOTSUPP");
+    CHECK_ERR(get_dirty(plain.iommufd, plain.hwpt, 0, 0x1000, 4096, 0, bm),
+              EOPNOTSUPP, "iommufd: GET_DIRTY_BITMAP there is EOPNOTSUPP");
+    ifd_close(&plain);
+
+    reset("");
+    ifd_open(&f, IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
+    ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x20000, MAPRW, NULL);
+    ioas_map(f.iommufd, f.ioas, 0x120000, buf + 0x20000, 0x20000, MAPRW,
+             NULL);
+    CHECK_ERR(set_dirty(f.iommufd, 99, true), ENOENT,
+              "iommufd: SET_DIRTY_TRACKING on an unknown HWPT is ENOENT");
+    ctl("dma 0x101000 0x10 1");
+    check(set_dirty(f.iommufd, f.hwpt, true) == 0,
+          "iommufd: SET_DIRTY_TRACKING enable");
+    memset(bm, 0, sizeof(bm));
+    check(get_dirty(f.iommufd, f.hwpt, 0x100000, 0x40000, 4096, 0, bm) == 0 &&
+          popcount(bm, 8) == 0,
+          "iommufd: enabling starts from clean PTEs (earlier DMA not dirty)");
+    ctl("dma 0x101000 0x10 1");
+    ctl("dma 0x11f800 0x1000 1");  /* two pages, across the area boundary */
+    memset(bm, 0, sizeof(bm));
+    check(get_dirty(f.iommufd, f.hwpt, 0x100000, 0x40000, 4096,
+                    IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, bm) == 0 &&
+          bm[0] == ((1ull << 1) | (1ull << 31) | (1ull << 32)),
+          "iommufd: dirty bits are exactly the written pages");
+    memset(bm, 0, sizeof(bm));
+    get_dirty(f.iommufd, f.hwpt, 0x100000, 0x40000, 4096,
+              IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, bm);
+    check(popcount(bm, 8) == 3, "iommufd: NO_CLEAR leaves the bits set");
+    memset(bm, 0, sizeof(bm));
+    get_dirty(f.iommufd, f.hwpt, 0x100000, 0x40000, 4096, 0, bm);
+    check(popcount(bm, 8) == 3, "iommufd: a clearing read reports them");
+    memset(bm, 0, sizeof(bm));
+    get_dirty(f.iommufd, f.hwpt, 0x100000, 0x40000, 4096, 0, bm);
+    check(popcount(bm, 8) == 0, "iommufd: ... and clears them");
+    ctl("dma 0x102000 0x2000 1");
+    memset(bm, 0, sizeof(bm));
+    get_dirty(f.iommufd, f.hwpt, 0x100000, 0x40000, 8192, 0, bm);
+    check(bm[0] == 0x2, "iommufd: 8 KiB bitmap pages fold 4 KiB dirt");
+    CHECK_ERR(get_dirty(f.iommufd, f.hwpt, 0x100800, 0x1000, 4096, 0, bm),
+              EINVAL, "iommufd: unaligned GET_DIRTY_BITMAP is EINVAL");
+    CHECK_ERR(get_dirty(f.iommufd, f.hwpt, 0x100000, 0, 4096, 0, bm), EINVAL,
+              "iommufd: zero-length GET_DIRTY_BITMAP is EINVAL");
+    CHECK_ERR(get_dirty(f.iommufd, f.hwpt, 0x100000, 0x1000, 0, 0, bm),
+              EINVAL, "iommufd: page_size 0 is EINVAL");
+    CHECK_ERR(get_dirty(f.iommufd, f.hwpt, 0x100000, 0x1000, 4096, 2, bm),
+              EOPNOTSUPP, "iommufd: unknown GET_DIRTY_BITMAP flags are "
+              "EOPNOTSUPP");
+    /* unmapping drops the range's bits with its PTEs */
+    ctl("dma 0x121000 0x10 1");
+    ioas_unmap(f.iommufd, f.ioas, 0x120000, 0x20000, NULL);
+    ioas_map(f.iommufd, f.ioas, 0x120000, buf + 0x20000, 0x20000, MAPRW,
+             NULL);
+    memset(bm, 0, sizeof(bm));
+    get_dirty(f.iommufd, f.hwpt, 0x100000, 0x40000, 4096, 0, bm);
+    check(popcount(bm, 8) == 0, "iommufd: UNMAP drops the dirty bits");
+    /* a hole ends the walk (iopt_for_each_contig_area) */
+    ioas_unmap(f.iommufd, f.ioas, 0x100000, 0x20000, NULL);
+    ctl("dma 0x121000 0x10 1");
+    memset(bm, 0, sizeof(bm));
+    check(get_dirty(f.iommufd, f.hwpt, 0x100000, 0x40000, 4096,
+                    IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, bm) == 0 &&
+          popcount(bm, 8) == 0,
+          "iommufd: a range starting in a hole reports nothing, succeeds");
+    get_dirty(f.iommufd, f.hwpt, 0x120000, 0x20000, 4096, 0, bm);
+    check(bm[0] == 0x2, "iommufd: the bit is there from the area's start");
+    check(set_dirty(f.iommufd, f.hwpt, false) == 0,
+          "iommufd: SET_DIRTY_TRACKING disable");
+    ctl("dma 0x121000 0x10 1");
+    memset(bm, 0, sizeof(bm));
+    get_dirty(f.iommufd, f.hwpt, 0x120000, 0x20000, 4096, 0, bm);
+    check(popcount(bm, 8) == 0, "iommufd: no dirt while tracking is off");
+    ifd_close(&f);
+    munmap(buf, 0x40000);
+}
+
+static void test_iommufd_generations(void)
+{
+    struct ifd f;
+    struct iommu_ioas_change_process cp = { .size = sizeof(cp) };
+    uint8_t *buf = buffer(0x10000);
+    int mfd;
+
+    reset("kernel = 6.12");
+    ifd_open(&f, 0);
+    CHECK_ERR(ioctl(f.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &cp), ENOTTY,
+              "6.12: IOMMU_IOAS_CHANGE_PROCESS is ENOTTY");
+    {
+        struct iommu_ioas_map_file mf = { .size = sizeof(mf) };
+        CHECK_ERR(ioctl(f.iommufd, IOMMU_IOAS_MAP_FILE, &mf), ENOTTY,
+                  "6.12: IOMMU_IOAS_MAP_FILE is ENOTTY");
+    }
+    ifd_close(&f);
+
+    reset("kernel = 6.14");
+    ifd_open(&f, 0);
+    check(ioctl(f.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &cp) == 0,
+          "6.14: CHANGE_PROCESS succeeds with no mappings");
+    mfd = memfd_create("hostsim-test", 0);
+    if (ftruncate(mfd, 0x10000)) {
+        check(0, "ftruncate memfd");
+    }
+    {
+        struct iommu_ioas_map_file mf = {
+            .size = sizeof(mf), .flags = MAPRW, .ioas_id = f.ioas,
+            .fd = mfd, .start = 0x1000, .length = 0x4000, .iova = 0x200000,
+        };
+        uint64_t *view = mmap(NULL, 0x10000, PROT_READ, MAP_SHARED, mfd, 0);
+
+        check(ioctl(f.iommufd, IOMMU_IOAS_MAP_FILE, &mf) == 0,
+              "6.14: IOMMU_IOAS_MAP_FILE of a memfd");
+        ctl("dma 0x201000 0x8 0x55");
+        check(view[0x2000 / 8] == 0x55,
+              "6.14: DMA lands at the file offset");
+        check(ioctl(f.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &cp) == 0,
+              "6.14: CHANGE_PROCESS succeeds with file mappings only");
+        munmap(view, 0x10000);
+    }
+    ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x10000, MAPRW, NULL);
+    CHECK_ERR(ioctl(f.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &cp), EINVAL,
+              "6.14: CHANGE_PROCESS with anonymous mappings is EINVAL");
+    {
+        struct { uint32_t size, option_id; uint16_t op, res; uint32_t oid;
+                 uint64_t val; } opt = { .size = sizeof(opt) };
+        CHECK_ERR(ioctl(f.iommufd, IOMMU_OPTION, &opt), ENOTTY,
+                  "iommufd: unmodelled IOMMU_OPTION answers ENOTTY");
+    }
+    close(mfd);
+    ifd_close(&f);
+    munmap(buf, 0x10000);
+}
+
+/* ================================================================ device */
+
+static int feature(int dev, uint32_t flags, void *data, size_t len)
+{
+    uint64_t buf[64] = { 0 };
+    struct vfio_device_feature *f = (void *)buf;
+    int r;
+
+    f->argsz = (uint32_t)(sizeof(*f) + len);
+    f->flags = flags;
+    if (len) {
+        memcpy(f->data, data, len);
+    }
+    r = ioctl(dev, VFIO_DEVICE_FEATURE, f);
+    if (len) {
+        memcpy(data, f->data, len);
+    }
+    return r;
+}
+
+static int set_state(int dev, uint32_t state, int *data_fd)
+{
+    struct vfio_device_feature_mig_state ms = { .device_state = state };
+    int r = feature(dev, VFIO_DEVICE_FEATURE_SET |
+                    VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &ms, sizeof(ms));
+
+    if (data_fd) {
+        *data_fd = ms.data_fd;
+    }
+    return r;
+}
+
+static void test_device(void)
+{
+    struct legacy l;
+    struct vfio_device_info di = { .argsz = sizeof(di) };
+    struct vfio_region_info ri = { .argsz = sizeof(ri) };
+    struct vfio_irq_info ii = { .argsz = sizeof(ii) };
+    uint16_t vendor = 0;
+    uint64_t mflags = 0, v;
+
+    reset("device.vendor = 0x8086\ndevice.device_id = 0x1234");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    check(ioctl(l.device, VFIO_DEVICE_GET_INFO, &di) == 0 &&
+          (di.flags & VFIO_DEVICE_FLAGS_PCI) && di.num_regions == 9 &&
+          di.num_irqs == 5, "device: PCI device, 9 regions, 5 IRQ indexes");
+    ri.index = VFIO_PCI_CONFIG_REGION_INDEX;
+    ioctl(l.device, VFIO_DEVICE_GET_REGION_INFO, &ri);
+    check(pread(l.device, &vendor, 2, (off_t)ri.offset) == 2 &&
+          vendor == 0x8086, "device: config space shows the vendor id");
+    ri.index = VFIO_PCI_VGA_REGION_INDEX;
+    CHECK_ERR(ioctl(l.device, VFIO_DEVICE_GET_REGION_INFO, &ri), EINVAL,
+              "device: no VGA region");
+    ii.index = VFIO_PCI_ERR_IRQ_INDEX;
+    CHECK_ERR(ioctl(l.device, VFIO_DEVICE_GET_IRQ_INFO, &ii), EINVAL,
+              "device: no AER IRQ on a conventional PCI function");
+    ii.index = VFIO_PCI_INTX_IRQ_INDEX;
+    check(ioctl(l.device, VFIO_DEVICE_GET_IRQ_INFO, &ii) == 0 && ii.count == 0,
+          "device: no INTx pin");
+    check(feature(l.device, VFIO_DEVICE_FEATURE_GET |
+                  VFIO_DEVICE_FEATURE_MIGRATION, &mflags, 8) == 0 &&
+          mflags == 7, "device: migration flags STOP_COPY|P2P|PRE_COPY");
+    CHECK_ERR(feature(l.device, VFIO_DEVICE_FEATURE_PROBE |
+                      VFIO_DEVICE_FEATURE_DMA_LOGGING_START, NULL, 0), ENOTTY,
+              "device: DMA logging off -> PROBE is ENOTTY");
+    CHECK_ERR(feature(l.device, VFIO_DEVICE_FEATURE_GET |
+                      VFIO_DEVICE_FEATURE_SET |
+                      VFIO_DEVICE_FEATURE_MIGRATION, &mflags, 8), EINVAL,
+              "device: GET|SET without PROBE is EINVAL");
+    /* BAR0 DMA engine */
+    {
+        uint8_t *buf = buffer(0x2000);
+        uint64_t iova = 0x500000, len = 0x1000, pat = 0x77;
+
+        map_dma(l.container, 0x500000, buf, 0x2000, 3);
+        pwrite(l.device, &iova, 8, 0x00);
+        pwrite(l.device, &len, 8, 0x08);
+        pwrite(l.device, &pat, 8, 0x10);
+        v = 1;
+        pwrite(l.device, &v, 8, 0x18);
+        pread(l.device, &v, 8, 0x20);
+        check(v == 0 && *(uint64_t *)(buf + 0xff8) == 0x77,
+              "device: BAR doorbell runs a DMA");
+        pread(l.device, &v, 8, 0x28);
+        check(v == 1, "device: BAR shows the DMA counter");
+        munmap(buf, 0x2000);
+    }
+    legacy_close(&l);
+
+    reset("migration = off");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    CHECK_ERR(feature(l.device, VFIO_DEVICE_FEATURE_GET |
+                      VFIO_DEVICE_FEATURE_MIGRATION, &mflags, 8), ENOTTY,
+              "device: migration = off -> MIGRATION feature is ENOTTY");
+    legacy_close(&l);
+}
+
+static void test_migration(void)
+{
+    struct legacy l;
+    uint8_t *buf = buffer(0x10000), blob[4096], tmp[4096];
+    struct vfio_precopy_info pi = { .argsz = sizeof(pi) };
+    size_t blen = 0;
+    ssize_t r;
+    int dfd, dfd2;
+    uint64_t scratch = 0xfeedface;
+
+    reset("");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    map_dma(l.container, 0x100000, buf, 0x10000, 3);
+    ctl("dma 0x100000 0x3000 9");
+    pwrite(l.device, &scratch, 8, 0x40);
+    check(set_state(l.device, VFIO_DEVICE_STATE_PRE_COPY, &dfd) == 0 &&
+          dfd >= 0, "migration: RUNNING -> PRE_COPY returns a data fd");
+    check(ioctl(dfd, VFIO_MIG_GET_PRECOPY_INFO, &pi) == 0 &&
+          pi.initial_bytes > 0, "migration: PRECOPY_INFO has initial bytes");
+    while ((r = read(dfd, blob + blen, 64)) > 0) {
+        blen += (size_t)r;
+    }
+    check(r < 0 && errno == ENOMSG,
+          "migration: PRE_COPY end of data is ENOMSG");
+    check(set_state(l.device, VFIO_DEVICE_STATE_STOP_COPY, &dfd2) == 0 &&
+          dfd2 == -1, "migration: PRE_COPY -> STOP_COPY keeps the same fd");
+    CHECK_ERR(ioctl(dfd, VFIO_MIG_GET_PRECOPY_INFO, &pi), EINVAL,
+              "migration: PRECOPY_INFO outside PRE_COPY is EINVAL");
+    while ((r = read(dfd, blob + blen, 64)) > 0) {
+        blen += (size_t)r;
+    }
+    check(r == 0 && blen > 0, "migration: STOP_COPY ends with EOF (%zu "
+          "bytes)", blen);
+    CHECK_ERR(set_state(l.device, VFIO_DEVICE_STATE_PRE_COPY, NULL), EINVAL,
+              "migration: STOP_COPY -> PRE_COPY is blocked");
+    check(set_state(l.device, VFIO_DEVICE_STATE_STOP, NULL) == 0,
+          "migration: STOP_COPY -> STOP");
+    check(strstr(ctl("dma 0x100000 8 1"), "\"error\":\"device_stopped\"") != NULL,
+          "migration: a stopped device does no DMA");
+    hs_cfg.dma_when_stopped = true;
+    check(strstr(ctl("dma 0x100000 8 1"), "\"ok\":true") != NULL,
+          "migration: ... unless dma_when_stopped = on");
+    hs_cfg.dma_when_stopped = false;
+    CHECK_ERR(read(dfd, tmp, 1), ENODEV,
+              "migration: the old data fd is dead");
+    close(dfd);
+    legacy_close(&l);
+
+    /* a fresh device resumes from the stream */
+    reset("");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    check(set_state(l.device, VFIO_DEVICE_STATE_RESUMING, &dfd) == 0 &&
+          dfd >= 0, "migration: RUNNING -> RESUMING (via P2P, STOP)");
+    CHECK_ERR(read(dfd, tmp, 1), EINVAL,
+              "migration: a resuming fd is not readable");
+    check(write(dfd, blob, blen) == (ssize_t)blen,
+          "migration: write the stream");
+    check(set_state(l.device, VFIO_DEVICE_STATE_RUNNING, NULL) == 0,
+          "migration: RESUMING -> RUNNING loads the state");
+    check(strstr(ctl("state"), "\"dma_writes\":1,\"dma_bytes\":12288") != NULL,
+          "migration: the destination has the source's DMA counters");
+    scratch = 0;
+    pread(l.device, &scratch, 8, 0x40);
+    check(scratch == 0xfeedface, "migration: BAR scratch register migrated");
+    close(dfd);
+
+    /* a corrupted stream fails the load */
+    set_state(l.device, VFIO_DEVICE_STATE_RESUMING, &dfd);
+    blob[20] ^= 0xff;
+    write(dfd, blob, blen);
+    CHECK_ERR(set_state(l.device, VFIO_DEVICE_STATE_STOP, NULL), EINVAL,
+              "migration: a corrupted stream fails RESUMING -> STOP");
+    close(dfd);
+    legacy_close(&l);
+
+    reset("precopy = off\np2p = off");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    CHECK_ERR(set_state(l.device, VFIO_DEVICE_STATE_PRE_COPY, NULL), EINVAL,
+              "migration: PRE_COPY unsupported -> EINVAL");
+    check(set_state(l.device, VFIO_DEVICE_STATE_STOP_COPY, &dfd) == 0 &&
+          dfd >= 0, "migration: RUNNING -> STOP_COPY without P2P");
+    close(dfd);
+    legacy_close(&l);
+    munmap(buf, 0x10000);
+}
+
+static void test_dma_logging(void)
+{
+    struct legacy l;
+    uint8_t *buf = buffer(0x20000);
+    struct vfio_device_feature_dma_logging_range ranges[2] = {
+        { .iova = 0x100000, .length = 0x10000 },
+        { .iova = 0x110000, .length = 0x10000 },
+    };
+    struct vfio_device_feature_dma_logging_control c = {
+        .page_size = 4096, .num_ranges = 2, .ranges = (uintptr_t)ranges };
+    uint64_t bm[4] = { 0 };
+    struct vfio_device_feature_dma_logging_report rep = {
+        .iova = 0x100000, .length = 0x20000, .page_size = 4096,
+        .bitmap = (uintptr_t)bm };
+
+    reset("dma_logging = on");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    map_dma(l.container, 0x100000, buf, 0x20000, 3);
+    check(feature(l.device, VFIO_DEVICE_FEATURE_PROBE |
+                  VFIO_DEVICE_FEATURE_SET |
+                  VFIO_DEVICE_FEATURE_DMA_LOGGING_START, NULL, 0) == 0,
+          "dma log: PROBE succeeds");
+    c.num_ranges = 0;
+    CHECK_ERR(feature(l.device, VFIO_DEVICE_FEATURE_SET |
+                      VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &c, sizeof(c)),
+              EINVAL, "dma log: no ranges is EINVAL");
+    c.num_ranges = 2;
+    ranges[1].iova = 0x108000;
+    CHECK_ERR(feature(l.device, VFIO_DEVICE_FEATURE_SET |
+                      VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &c, sizeof(c)),
+              EINVAL, "dma log: overlapping ranges are EINVAL");
+    ranges[1].iova = 0x110000;
+    check(feature(l.device, VFIO_DEVICE_FEATURE_SET |
+                  VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &c, sizeof(c)) == 0,
+          "dma log: START");
+    ctl("dma 0x100000 0x10 1");
+    ctl("dma 0x11f000 0x10 1");
+    check(feature(l.device, VFIO_DEVICE_FEATURE_GET |
+                  VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &rep,
+                  sizeof(rep)) == 0 &&
+          bm[0] == (1 | (1ull << 31)) && bm[1] == 0,
+          "dma log: REPORT has the written pages");
+    memset(bm, 0, sizeof(bm));
+    feature(l.device, VFIO_DEVICE_FEATURE_GET |
+            VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &rep, sizeof(rep));
+    check(popcount(bm, 4) == 0, "dma log: REPORT read-and-clears");
+    rep.page_size = 2048;
+    CHECK_ERR(feature(l.device, VFIO_DEVICE_FEATURE_GET |
+                      VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &rep,
+                      sizeof(rep)), EINVAL,
+              "dma log: REPORT page size below 4 KiB is EINVAL");
+    check(feature(l.device, VFIO_DEVICE_FEATURE_SET |
+                  VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0) == 0,
+          "dma log: STOP");
+    legacy_close(&l);
+    munmap(buf, 0x20000);
+}
+
+/* ================================================================ faults */
+
+static void test_faults(void)
+{
+    struct legacy l;
+    struct ifd f;
+    uint8_t *buf = buffer(0x10000);
+    uint64_t bm[2];
+
+    reset("fault = VFIO_IOMMU_MAP_DMA nth=2 errno=ENOSPC");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    check(map_dma(l.container, 0x100000, buf, 0x1000, 3) == 0,
+          "fault: first MAP_DMA passes");
+    CHECK_ERR(map_dma(l.container, 0x101000, buf, 0x1000, 3), ENOSPC,
+              "fault: the 2nd MAP_DMA fails with the chosen errno");
+    check(map_dma(l.container, 0x101000, buf, 0x1000, 3) == 0,
+          "fault: the 3rd passes again");
+    legacy_close(&l);
+
+    reset("fault = IOMMU_HWPT_GET_DIRTY_BITMAP iova=0x104000-0x104fff "
+          "errno=EIO");
+    ifd_open(&f, IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
+    ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x10000, MAPRW, NULL);
+    set_dirty(f.iommufd, f.hwpt, true);
+    check(get_dirty(f.iommufd, f.hwpt, 0x100000, 0x4000, 4096, 0, bm) == 0,
+          "fault: range rule ignores a disjoint range");
+    CHECK_ERR(get_dirty(f.iommufd, f.hwpt, 0x100000, 0x10000, 4096, 0, bm),
+              EIO, "fault: range rule fires on an intersecting range");
+    check(strstr(ctl("fault IOMMU_IOAS_UNMAP nth=1 errno=EBUSY"), "true") &&
+          ioas_unmap(f.iommufd, f.ioas, 0x100000, 0x10000, NULL) < 0 &&
+          errno == EBUSY, "fault: rule added over the control socket");
+    check(strstr(ctl("clear-faults"), "true") &&
+          ioas_unmap(f.iommufd, f.ioas, 0x100000, 0x10000, NULL) == 0,
+          "fault: clear-faults");
+    check(strstr(ctl("fault any nth=1 errno=EIO"), "true") &&
+          ioas_alloc(f.iommufd) == 0 && ioas_alloc(f.iommufd) != 0,
+          "fault: 'any' counts every call");
+    check(strstr(ctl("fault dma iova=0x0-0xffffffff errno=EFAULT"), "true") &&
+          strstr(ctl("dma 0x100000 8 1"), "fault"),
+          "fault: device DMA can be failed too");
+    ifd_close(&f);
+    munmap(buf, 0x10000);
+}
+
+/* ================================================================ lost */
+
+static uint64_t lost_pages(void)
+{
+    const char *p = strstr(ctl("state"), "\"lost_dirty_pages\":");
+
+    return p ? strtoull(p + strlen("\"lost_dirty_pages\":"), NULL, 10)
+             : ~0ull;
+}
+
+static void test_lost_dirty(void)
+{
+    struct ifd f;
+    struct legacy l;
+    uint8_t *buf = buffer(0x10000);
+    uint64_t bm[2];
+
+    reset("");
+    ifd_open(&f, IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
+    ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x4000, MAPRW, NULL);
+    ioas_map(f.iommufd, f.ioas, 0x104000, buf + 0x4000, 0x4000, MAPRW, NULL);
+    ctl("dma 0x100000 8 1");        /* tracking off: nothing to lose */
+    ioas_unmap(f.iommufd, f.ioas, 0x100000, 0x4000, NULL);
+    check(lost_pages() == 0, "lost: DMA with tracking off is not counted");
+    ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x4000, MAPRW, NULL);
+    set_dirty(f.iommufd, f.hwpt, true);
+    ctl("dma 0x101000 0x2000 1");
+    ioas_unmap(f.iommufd, f.ioas, 0x100000, 0x4000, NULL);
+    check(lost_pages() == 2, "lost: IOAS_UNMAP discards 2 unreported dirty "
+          "pages");
+    ctl("dma 0x105000 8 1");
+    get_dirty(f.iommufd, f.hwpt, 0x104000, 0x4000, 4096,
+              IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, bm);
+    ioas_unmap(f.iommufd, f.ioas, 0x104000, 0x4000, NULL);
+    check(lost_pages() == 2, "lost: a NO_CLEAR read before the unmap "
+          "harvests them");
+    ifd_close(&f);
+
+    reset("");
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    map_dma(l.container, 0x100000, buf, 0x4000, 3);
+    map_dma(l.container, 0x104000, buf + 0x4000, 0x4000, 3);
+    dirty_ctl(l.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+    ctl("dma 0x100000 8 1");
+    unmap_dma(l.container, 0x100000, 0x4000, 0, NULL);
+    check(lost_pages() == 1, "lost: type1 UNMAP without the bitmap discards "
+          "the written page");
+    ctl("dma 0x104000 8 1");
+    memset(bm, 0, sizeof(bm));
+    unmap_get_dirty(l.container, 0x104000, 0x4000, 4096, bm, 8);
+    check(lost_pages() == 1, "lost: UNMAP with GET_DIRTY_BITMAP reports it");
+    legacy_close(&l);
+    munmap(buf, 0x10000);
+}
+
+/* ================================================================ multi */
+
+static void test_two_devices(void)
+{
+    uint8_t *a = buffer(0x2000), *b = buffer(0x2000);
+    int c, g1, g2, d1, d2, d3, fd, cd;
+    uint32_t devid, pt;
+    struct ifd f;
+
+    reset("device1.name = 0000:00:06.0\ndevice1.group = 43\n"
+          "device1.cdev = 1\ndevice2.name = 0000:00:07.0\n"
+          "device2.group = 43\ndevice2.cdev = 2");
+    c = open("/dev/vfio/vfio", O_RDWR);
+    g1 = open("/dev/vfio/42", O_RDWR);
+    g2 = open("/dev/vfio/43", O_RDWR);
+    check(g1 >= 0 && g2 >= 0, "multi: both groups open");
+    ioctl(g1, VFIO_GROUP_SET_CONTAINER, &c);
+    check(ioctl(g2, VFIO_GROUP_SET_CONTAINER, &c) == 0,
+          "multi: two groups share one container");
+    ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU);
+    CHECK_ERR(ioctl(g1, VFIO_GROUP_GET_DEVICE_FD, "0000:00:06.0"), ENODEV,
+              "multi: a device is only reachable through its own group");
+    d1 = ioctl(g1, VFIO_GROUP_GET_DEVICE_FD, "0000:00:05.0");
+    d2 = ioctl(g2, VFIO_GROUP_GET_DEVICE_FD, "0000:00:06.0");
+    d3 = ioctl(g2, VFIO_GROUP_GET_DEVICE_FD, "0000:00:07.0");
+    check(d1 >= 0 && d2 >= 0 && d3 >= 0,
+          "multi: three devices, two of them in one group");
+    map_dma(c, 0x100000, a, 0x2000, 3);
+    check(strstr(ctl("dma 0x100000 8 0x11 dev=0000:00:06.0"), "true") &&
+          strstr(ctl("dma 0x101000 8 0x22 dev=2"), "true") &&
+          a[0] == 0x11 && a[0x1000] == 0x22,
+          "multi: each device DMAs through the shared container");
+    check(strstr(ctl("state dev=1"), "\"device\":\"0000:00:06.0\"") &&
+          strstr(ctl("state dev=1"), "\"dma_writes\":1") &&
+          strstr(ctl("state"), "\"dma_writes\":0"),
+          "multi: per-device state and counters");
+    check(strstr(ctl("dma 0x100000 8 1 dev=9"), "no such device") != NULL,
+          "multi: unknown device selector");
+    close(d1);
+    close(d2);
+    close(d3);
+    close(g1);
+    close(g2);
+    close(c);
+
+    /* iommufd: device 0 and device 1 in separate IOASes */
+    ifd_open(&f, 0);
+    ioas_map(f.iommufd, f.ioas, 0x100000, a, 0x2000, MAPRW, NULL);
+    cd = open("/dev/vfio/devices/vfio1", O_RDWR);
+    fd = f.iommufd;
+    dev_bind(cd, fd, &devid);
+    pt = ioas_alloc(fd);
+    ioas_map(fd, pt, 0x100000, b, 0x2000, MAPRW, NULL);
+    check(attach(cd, &pt) == 0, "multi: second cdev attached to its IOAS");
+    ctl("dma 0x100000 8 0x33");
+    ctl("dma 0x100000 8 0x44 dev=1");
+    check(a[0] == 0x33 && b[0] == 0x44,
+          "multi: same IOVA, different domains, different memory");
+    close(cd);
+    ifd_close(&f);
+    munmap(a, 0x2000);
+    munmap(b, 0x2000);
+}
+
+/* ================================================================ log */
+
+static void test_log(void)
+{
+    FILE *fp;
+    char line[4096];
+    long prev = 0;
+    bool mono = true, shapes = true, unhandled = false, injected = false;
+    int n = 0;
+
+    reset("fault = VFIO_GET_API_VERSION nth=1 errno=EPERM");
+    {
+        int c = open("/dev/vfio/vfio", O_RDWR);
+        ioctl(c, VFIO_GET_API_VERSION);
+        /* SPAPR-only; with no IOMMU driver set container.c says EINVAL */
+        ioctl(c, VFIO_IOMMU_ENABLE);
+        close(c);
+    }
+    fp = fopen(logpath, "r");
+    while (fp && fgets(line, sizeof(line), fp)) {
+        long seq;
+
+        n++;
+        if (sscanf(line, "{\"seq\":%ld,", &seq) != 1) {
+            shapes = false;
+            continue;
+        }
+        mono &= seq > prev;
+        prev = seq;
+        shapes &= strstr(line, "\"call\":\"") && strstr(line, "\"ret\":") &&
+                  strstr(line, "\"errno\":") && line[strlen(line) - 2] == '}';
+        if (strstr(line, "\"call\":\"unhandled\"") &&
+            strstr(line, "\"request_name\":\"VFIO_IOMMU_ENABLE\"") &&
+            strstr(line, "\"errname\":\"EINVAL\"")) {
+            unhandled = true;
+        }
+        if (strstr(line, "VFIO_GET_API_VERSION") &&
+            strstr(line, "\"injected\":true") &&
+            strstr(line, "\"errname\":\"EPERM\"")) {
+            injected = true;
+        }
+    }
+    if (fp) {
+        fclose(fp);
+    }
+    check(n == 4 && shapes, "log: %d JSON lines with seq/call/ret/errno", n);
+    check(mono, "log: seq is monotonic");
+    check(unhandled, "log: an unmodelled request is logged as unhandled, "
+          "answered as the kernel would (EINVAL without an IOMMU driver)");
+    check(injected, "log: injected faults are marked");
+}
+
+/* ================================================================ control */
+
+static void test_control_socket(void)
+{
+    char cfg[512], sock[256], resp[4096];
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct legacy l;
+    uint8_t *buf = buffer(0x1000);
+    int s;
+    ssize_t n;
+
+    snprintf(sock, sizeof(sock), "%s.sock", logpath);
+    snprintf(cfg, sizeof(cfg), "control = %s", sock);
+    reset(cfg);
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    map_dma(l.container, 0x100000, buf, 0x1000, 3);
+    s = socket(AF_UNIX, SOCK_STREAM, 0);
+    strcpy(sa.sun_path, sock);
+    check(connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+          "control: connect to the socket");
+    send(s, "dma 0x100000 16 0x42\nstate\n", 27, 0);
+    n = 0;
+    while (n < (ssize_t)sizeof(resp) - 1) {
+        ssize_t k = recv(s, resp + n, sizeof(resp) - 1 - (size_t)n, 0);
+        if (k <= 0) {
+            break;
+        }
+        n += k;
+        resp[n] = 0;
+        if (strchr(resp, '\n') && strchr(strchr(resp, '\n') + 1, '\n')) {
+            break;
+        }
+    }
+    resp[n > 0 ? n : 0] = 0;
+    check(strstr(resp, "{\"ok\":true,\"pages\":1}\n") == resp,
+          "control: dma over the socket");
+    check(strstr(resp, "\"device_state\":\"RUNNING\"") &&
+          strstr(resp, "\"mappings\":[{\"iova\":1048576,\"length\":4096"),
+          "control: state lists device state and mappings");
+    check(buf[0] == 0x42, "control: the write reached memory");
+    close(s);
+    legacy_close(&l);
+    munmap(buf, 0x1000);
+    reset("");
+    unlink(sock);
+}
+
+int main(void)
+{
+    snprintf(logpath, sizeof(logpath), "/tmp/hostsim-selftest-%d.log",
+             (int)getpid());
+    test_type1_setup();
+    test_type1_info();
+    test_type1_map_unmap();
+    test_type1_dirty();
+    test_iommufd_setup();
+    test_iommufd_map_unmap();
+    test_iommufd_dirty();
+    test_iommufd_generations();
+    test_device();
+    test_migration();
+    test_dma_logging();
+    test_faults();
+    test_two_devices();
+    test_lost_dirty();
+    unlink(logpath);
+    test_log();
+    test_control_socket();
+    unlink(logpath);
+    printf("1..%d\n", ntests);
+    printf("# %d passed, %d failed\n", ntests - nfailed, nfailed);
+    return nfailed ? 1 : 0;
+}

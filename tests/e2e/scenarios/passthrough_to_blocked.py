@@ -1,0 +1,210 @@
+"""The guest moves the device from a pass-through domain to blocked during
+migration: its context entry is first in pass-through mode (the device's
+address space is guest memory itself, so VFIO maps every RAM section at
+IOVA = GPA), then cleared (not present) and invalidated.
+
+The address space then stops aliasing guest memory: the memory core
+deletes every RAM section from it and VFIO unmaps each one in
+vfio_listener_region_del().  In QEMU 10.2.2 that unmap passes no IOTLB
+entry, so neither backend reads the dirty bits first, and whatever the
+device wrote since the last dirty sync is lost.  With the series
+("vfio/listener: Add missing dirty tracking in region_del") the unmap of a
+RAM section harvests its dirty bits while dirty tracking is on.
+
+Once the target page was sent (VM and device running), the device writes
+it through its identity mapping and the guest clears the context entry.
+
+e2e/passthrough-to-blocked/<backend>
+  fork: the host unmap covering the page harvests it (iommufd: NO_CLEAR
+        read of exactly the section, then its IOAS_UNMAP; legacy:
+        VFIO_IOMMU_UNMAP_DMA with GET_DIRTY_BITMAP), the migration
+        completes and the destination has the device's data: "intact".
+  base: migration with a vIOMMU refused (legacy enable-migration=on:
+        realize fails).
+e2e/passthrough-to-blocked-dirty-rate/<backend>
+  The same move while calc-dirty-rate has dirty tracking on, which the
+  base allows.  fork: "read-ok"; base: "no-read" (the RAM sections are
+  unmapped without reading their dirty bits: the data the page holds on a
+  destination would be stale).  Also on the queue just before (upto-07,
+  "no-read") and with (upto-08, "read-ok") the region_del commit.
+
+e2e/dma-to-passthrough-via-blocked/<backend>
+  The opposite direction, as Linux does it (intel_iommu_attach_device()
+  blocks translation before attaching the new domain): the device is in a
+  DMA domain with IOVA 0x10000 -> GPA 0x200000; once the page was sent the
+  device writes it, the guest clears the context entry (blocked) and then
+  puts it in pass-through mode.  The series relies on that blocking step
+  (code comment in vfio_listener_region_del()): the teardown harvests each
+  recorded mapping.  fork: "intact"; base: migration refused.
+  (A guest that switches straight from the DMA domain to pass-through,
+  without the blocking step, loses the page on the fork: the IOMMU
+  section is deleted without reading its mappings.  Not a case here: the
+  series documents it as relying on the guest.)
+
+run_passthrough_to_blocked() is also used with guest RAM above 4 GiB
+(scenarios/ram_above_4g.py).
+"""
+
+import guestdma as g
+import viommu_modes
+import vm as vmmod
+from scenario import Case, reason_key
+from scenarios import unmap_reads as R
+from scenarios.teardown_during_migration import migration_kw, dirty_rate_kw
+
+DID = 1
+TARGET = 0x200000
+
+
+def bring_up_passthrough(v):
+    return viommu_modes.bring_up(v, "legacy", DID, passthrough=True)
+
+
+def block(drv):
+    viommu_modes.block(drv, DID)
+
+
+def note_window(ctx, vm, window):
+    ctx.note("hostsim events while the device left pass-through (%s):" % vm.name)
+    for line in R.H.fmt_all(window):
+        ctx.note("  " + line)
+    # QEMU's side: the sections deleted and where dirty bits were marked
+    # (gpa= of vfio_container_query_dirty_bitmap; legacy marks inside the
+    # unmap without that trace).
+    for line in vm.trace_lines("vfio_listener_region_del", "vfio_container_query_dirty_bitmap",
+                               "vfio_iotlb_ram_addr_not_ram")[-12:]:
+        ctx.note("  trace: " + line)
+
+
+def run_passthrough_to_blocked(ctx, backend, target=TARGET, vm_kw=None,
+                               ballast_gpa=g.BALLAST_GPA):
+    """Migration with the move during the window; returns the label."""
+    kw = migration_kw(backend)
+    kw.update(vm_kw or {})
+    src, dst = ctx.start_pair(**kw)
+    reasons = src.blocked_reasons()
+    drv = bring_up_passthrough(src)
+    m = g.Mapping(target, target)          # identity: IOVA = GPA
+    g.fill_old(src, [m])
+    state = {}
+
+    def action():
+        state["seq"] = src.event_seq()
+        state["dma"] = g.device_write(src, [m])
+        block(drv)
+        state["end"] = src.event_seq()
+
+    r = g.migrate_with_window(src, dst, [m], action, ballast_gpa=ballast_gpa)
+    ctx.note("migration: " + r.summary())
+    if r.refused:
+        ctx.note("blocked-reasons: %s" % reasons)
+        return "blocked[%s]" % reason_key(r.refused)
+    if r.ordering_lost:
+        return "ordering-lost"
+    for _, reply in state.get("dma", []):
+        if not reply.get("ok"):
+            ctx.note("device DMA to 0x%x failed: %s" % (target, reply))
+            return "dma-failed"
+    window = R.window_events(src, state["seq"], state["end"])
+    note_window(ctx, src, window)
+    read = R.judge(ctx, backend, window, pages=[(target, g.PAGE)], focus=True)
+    if not r.completed:
+        return read + "+migrate-failed"
+    pages = g.check_pages(dst, [m])
+    for gpa, st in sorted(pages.items()):
+        ctx.note("destination gpa 0x%x: %s" % (gpa, st))
+    ctx.measures["pages_lost"] = sum(1 for st in pages.values() if st != "new")
+    data = "intact" if set(pages.values()) == {"new"} else "stale"
+    if read == "read-ok" and data == "intact":
+        return "intact"
+    return read + "+" + data
+
+
+def run_dma_to_passthrough(ctx, backend):
+    """DMA domain -> blocked -> pass-through during the window."""
+    src, dst = ctx.start_pair(**migration_kw(backend))
+    reasons = src.blocked_reasons()
+    drv = viommu_modes.bring_up(src, "legacy", DID)
+    m = g.Mapping(0x10000, TARGET)
+    g.map_all(drv, DID, [m])
+    g.fill_old(src, [m])
+    state = {}
+
+    def action():
+        state["seq"] = src.event_seq()
+        state["dma"] = g.device_write(src, [m])
+        block(drv)
+        drv.attach_passthrough(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, DID)
+        state["end"] = src.event_seq()
+
+    r = g.migrate_with_window(src, dst, [m], action)
+    ctx.note("migration: " + r.summary())
+    if r.refused:
+        ctx.note("blocked-reasons: %s" % reasons)
+        return "blocked[%s]" % reason_key(r.refused)
+    if r.ordering_lost:
+        return "ordering-lost"
+    for _, reply in state.get("dma", []):
+        if not reply.get("ok"):
+            ctx.note("device DMA through %r failed: %s" % (m, reply))
+            return "dma-failed"
+    window = R.window_events(src, state["seq"], state["end"])
+    ctx.note("hostsim events while the device went DMA -> blocked -> pass-through (src):")
+    for line in R.H.fmt_all(window):
+        ctx.note("  " + line)
+    read = R.judge(ctx, backend, window, pages=[(m.iova, m.size)], focus=True)
+    if not r.completed:
+        return read + "+migrate-failed"
+    pages = g.check_pages(dst, [m])
+    for gpa, st in sorted(pages.items()):
+        ctx.note("destination gpa 0x%x: %s" % (gpa, st))
+    data = "intact" if set(pages.values()) == {"new"} else "stale"
+    return "intact" if read == "read-ok" and data == "intact" else read + "+" + data
+
+
+def run_dirty_rate(ctx, backend):
+    v = ctx.vm("src", **dirty_rate_kw(backend)).start()
+    drv = bring_up_passthrough(v)
+    m = g.Mapping(TARGET, TARGET)
+    g.fill_old(v, [m])
+    state = {}
+
+    def action():
+        state["dma"] = g.device_write(v, [m])
+        block(drv)
+
+    w = R.dirty_rate_window(v, backend, action)
+    if w.error:
+        ctx.note("dirty-rate: " + w.error)
+        return "no-tracking"
+    window = R.window_events(v, w.start_seq, w.end_seq)
+    note_window(ctx, v, window)
+    periodic = R.periodic_reads(window)
+    if w.ordering_lost or periodic:
+        ctx.note("ordering lost: %s %s" % (w.ordering_lost or "", [R.H.fmt(e) for e in periodic]))
+        return "ordering-lost"
+    for _, reply in state.get("dma", []):
+        if not reply.get("ok"):
+            ctx.note("device DMA to 0x%x failed: %s" % (TARGET, reply))
+            return "dma-failed"
+    return R.judge(ctx, backend, window, pages=[(TARGET, g.PAGE)], focus=True)
+
+
+def cases():
+    out = []
+    for backend in ("legacy", "iommufd"):
+        base = "realize-failed[vIOMMU]" if backend == "legacy" else "blocked[vIOMMU]"
+        # upto-10: the nine alone (no follow-up) already handle this.
+        out.append(Case("e2e/passthrough-to-blocked/%s" % backend,
+                        {"fork": "intact", "base": base, "upto-10": "intact"},
+                        lambda ctx, b=backend: run_passthrough_to_blocked(ctx, b), __doc__))
+        # upto-07 / upto-08: the queue just before / with "vfio/listener:
+        # Add missing dirty tracking in region_del" (queue position 08).
+        out.append(Case("e2e/passthrough-to-blocked-dirty-rate/%s" % backend,
+                        {"fork": "read-ok", "base": "no-read",
+                         "upto-07": "no-read", "upto-08": "read-ok"},
+                        lambda ctx, b=backend: run_dirty_rate(ctx, b), __doc__))
+        out.append(Case("e2e/dma-to-passthrough-via-blocked/%s" % backend,
+                        {"fork": "intact", "base": base},
+                        lambda ctx, b=backend: run_dma_to_passthrough(ctx, b), __doc__))
+    return out

@@ -1,0 +1,181 @@
+"""Dirty pages harvested at unmap in guest RAM above 4 GiB.
+
+On q35 with more than 2.75 GiB of RAM, the first 2 GiB are at GPA 0 and
+the rest at GPA 0x100000000 onwards; that part is ram_addr 0x80000000
+onwards.  Dirty pages are recorded by ram_addr.  The unmap paths of the
+nine commits pass the unmapped range's guest physical address where a
+ram_addr is expected (SERIES.md, weak spots), so a page above 4 GiB the
+device wrote and that is then unmapped during migration has its dirty bit
+set at the wrong ram_addr: with 3 GiB of RAM, ram_addr 0x100200000 is past
+the end of guest RAM and the bit is lost; the destination keeps the page's
+old content.  The follow-up "vfio: Mark dirty pages harvested at unmap at
+their ram_addr" translates the address first.
+
+Guest: 3 GiB (memory-backend-ram,reserve=off: only what the test writes is
+ever touched), target page GPA 0x100200000 = ram_addr 0x80200000.  The
+ballast that keeps the first pass busy is placed after the target in send
+(ram_addr) order, also above 4 GiB.
+
+e2e/ram-above-4g/unmap-during-migration/<backend>
+  DMA domain, IOVA 0x10000 -> GPA 0x100200000; once the page was sent the
+  device writes it and the guest zeroes the PTE and invalidates (as Linux).
+e2e/ram-above-4g/passthrough-to-blocked/<backend>
+  pass-through domain (IOVA = GPA); once the page was sent the device
+  writes it and the guest clears the context entry (region_del of the RAM
+  section above 4 GiB, whose IOVA is its GPA 0x100000000).
+
+e2e/ram-above-4g/teardown/<backend>
+  DMA domain with two mappings, IOVA 0x10000 -> GPA 0x200000 (below 4 GiB)
+  and IOVA 0x40000000 -> GPA 0x100200000; once both pages were sent the
+  device writes both and the guest clears the context entry (whole
+  address space torn down: one unmap per recorded mapping).  upto-11:
+  "per-mapping+stale" (harvested, marked at the GPA: the page above 4 GiB
+  is lost, the one below is not).
+e2e/ram-above-4g/unmap-beyond-8g/<backend>
+  as unmap-during-migration, with 7 GiB of RAM (2 GiB below 4 GiB, 5 GiB
+  from GPA 0x100000000) and the target at GPA 0x200200000 (ram_addr
+  0x180200000).  Used as a ram_addr, that GPA lies past the 8 GiB that
+  QEMU's first dirty-memory block covers, in a block that does not exist:
+  physical_memory_set_dirty_lebitmap() does not check bounds.
+
+fork: "intact" (read before unmap, data on the destination).
+base: migration with a vIOMMU refused.
+upto-11 (the queue before the ram_addr follow-up): "read-ok+stale": the
+  bits are read at unmap but marked at the GPA, the page is lost; and
+  beyond 8 GiB the source QEMU crashes: "crashed[signal 11]".
+"""
+
+import guestdma as g
+import vm as vmmod
+from scenario import Case, reason_key
+from scenarios import unmap_reads as R
+from scenarios.memory_limit import big_ram_args
+from scenarios.passthrough_to_blocked import run_passthrough_to_blocked
+from scenarios.teardown_during_migration import migration_kw, run_migration as run_teardown_migration
+
+DID = 1
+IOVA = 0x10000
+
+
+class Layout:
+    """Guest RAM size, target page, and ballast after it in ram_addr order."""
+
+    def __init__(self, ram, target, ballast):
+        self.ram, self.target, self.ballast = ram, target, ballast
+
+    def vm_kw(self):
+        return dict(ram=self.ram, extra_args=big_ram_args(self.ram))
+
+
+# 3 GiB: ram_addr = GPA - 2 GiB above 4 GiB.
+SPLIT_3G = Layout("3G", 0x100200000, 0x102000000)      # target ram_addr 0x80200000
+# 7 GiB: the target's GPA, misused as a ram_addr, is beyond 8 GiB.
+SPLIT_7G = Layout("7G", 0x200200000, 0x202000000)      # target ram_addr 0x180200000
+
+
+def note_trace(ctx, vm):
+    for line in vm.trace_after("iommu UNMAP @ ", 8):
+        ctx.note("  trace: " + line)
+    for line in vm.trace_lines("vfio_iotlb_ram_addr_not_ram")[-4:]:
+        ctx.note("  trace: " + line)
+
+
+def crashed(vm, wait=5.0):
+    """The VM's QEMU was killed by a signal (given a moment to be reaped:
+    its sockets close before the process is gone)."""
+    if vm.proc is None:
+        return False
+    try:
+        rc = vm.proc.wait(timeout=wait)
+    except Exception:
+        return False
+    return rc < 0
+
+
+def run_unmap(ctx, backend, layout=SPLIT_3G):
+    m = g.Mapping(IOVA, layout.target)
+    kw = migration_kw(backend)
+    kw.update(layout.vm_kw())
+    src, dst = ctx.start_pair(**kw)
+    reasons = src.blocked_reasons()
+    drv = ctx.guest_iommu(src, DID)
+    g.map_all(drv, DID, [m])
+    g.fill_old(src, [m])
+    state = {}
+
+    def action():
+        state["seq"] = src.event_seq()
+        state["dma"] = g.device_write(src, [m])
+        drv.unmap(DID, m.iova, m.size)
+        state["end"] = src.event_seq()
+
+    try:
+        r = g.migrate_with_window(src, dst, [m], action, ballast_gpa=layout.ballast)
+    except Exception:           # the source QEMU may have died under us
+        if crashed(src):
+            window = R.window_events(src, state.get("seq", -1), 1 << 62)
+            ctx.note("source QEMU died (rc %s) during the unmap; last hostsim events:"
+                     % src.proc.returncode)
+            for line in R.H.fmt_all(window)[-6:]:
+                ctx.note("  " + line)
+            return "crashed[signal %d]" % -src.proc.returncode
+        raise
+    ctx.note("migration: " + r.summary())
+    if r.refused:
+        ctx.note("blocked-reasons: %s" % reasons)
+        return "blocked[%s]" % reason_key(r.refused)
+    if r.ordering_lost:
+        return "ordering-lost"
+    for _, reply in state.get("dma", []):
+        if not reply.get("ok"):
+            ctx.note("device DMA through %r failed: %s" % (m, reply))
+            return "dma-failed"
+    window = R.window_events(src, state["seq"], state["end"])
+    ctx.note("hostsim events during the unmap (src):")
+    for line in R.H.fmt_all(window):
+        ctx.note("  " + line)
+    note_trace(ctx, src)
+    read = R.judge(ctx, backend, window, pages=[(m.iova, m.size)], focus=True)
+    if not r.completed:
+        return read + "+migrate-failed"
+    pages = g.check_pages(dst, [m])
+    for gpa, st in sorted(pages.items()):
+        ctx.note("destination gpa 0x%x: %s" % (gpa, st))
+    ctx.measures["pages_lost"] = sum(1 for st in pages.values() if st != "new")
+    data = "intact" if set(pages.values()) == {"new"} else "stale"
+    if read == "read-ok" and data == "intact":
+        return "intact"
+    return read + "+" + data
+
+
+def run_passthrough(ctx, backend, layout=SPLIT_3G):
+    label = run_passthrough_to_blocked(ctx, backend, target=layout.target,
+                                       vm_kw=layout.vm_kw(), ballast_gpa=layout.ballast)
+    for v in ctx.vms[:1]:
+        if v.alive():
+            note_trace(ctx, v)
+    return label
+
+
+def run_teardown(ctx, backend, layout=SPLIT_3G):
+    maps = [g.Mapping(0x10000, 0x200000), g.Mapping(0x40000000, layout.target)]
+    return run_teardown_migration(ctx, backend, maps=maps, vm_kw=layout.vm_kw(),
+                                  ballast_gpa=layout.ballast)
+
+
+def cases():
+    out = []
+    for backend in ("legacy", "iommufd"):
+        base = "realize-failed[vIOMMU]" if backend == "legacy" else "blocked[vIOMMU]"
+        expect = {"fork": "intact", "base": base, "upto-11": "read-ok+stale"}
+        out.append(Case("e2e/ram-above-4g/unmap-during-migration/%s" % backend, dict(expect),
+                        lambda ctx, b=backend: run_unmap(ctx, b), __doc__))
+        out.append(Case("e2e/ram-above-4g/passthrough-to-blocked/%s" % backend, dict(expect),
+                        lambda ctx, b=backend: run_passthrough(ctx, b), __doc__))
+        out.append(Case("e2e/ram-above-4g/teardown/%s" % backend,
+                        dict(expect, **{"upto-11": "per-mapping+stale"}),
+                        lambda ctx, b=backend: run_teardown(ctx, b), __doc__))
+        out.append(Case("e2e/ram-above-4g/unmap-beyond-8g/%s" % backend,
+                        dict(expect, **{"upto-11": "crashed[signal 11]"}),
+                        lambda ctx, b=backend: run_unmap(ctx, b, SPLIT_7G), __doc__))
+    return out

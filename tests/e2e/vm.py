@@ -1,0 +1,287 @@
+"""Launch one qemu-system-x86_64 process with an assigned device on hostsim.
+
+A VM here is: q35 + -accel qtest (no vCPU runs; the test plays the guest)
++ optionally -device intel-iommu,caching-mode=on + -device vfio-pci whose
+kernel side is hostsim, the userspace model of VFIO/iommufd preloaded into
+QEMU (LD_PRELOAD).  Each VM gets its own hostsim config, event log, control
+socket and fake sysfs device directory, its own QMP and qtest sockets, and
+keeps every file in its directory under $OUT/e2e/<test>/<vm name>/.
+
+Realize errors make QEMU exit at startup: start() then raises RealizeError
+carrying QEMU's stderr, which scenarios assert on.
+"""
+
+import atexit
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import config
+from qmp import QMP
+from qtest import QTest
+
+sys.path.insert(0, config.HOSTSIM_PY_DIR)
+try:
+    import hostsim  # noqa: E402  (the model's own client module)
+except ImportError:       # only VMs without an assigned device work then
+    hostsim = None
+
+# Guest PCI address of the assigned device: 00:05.0
+VFIO_BUS = 0
+VFIO_DEVFN = 5 << 3
+
+# QEMU trace events worth keeping in every VM's qemu.log: they show what
+# the vIOMMU sent to VFIO and what VFIO asked of the backend.
+DEFAULT_TRACES = [
+    "vfio_iommu_map_notify",
+    "vfio_container_query_dirty_bitmap",
+    "vfio_listener_region_add_iommu",
+    "vfio_listener_region_del",
+    "iommufd_backend_map_dma",
+    "iommufd_backend_unmap_dma",
+    "iommufd_backend_get_dirty_bitmap",
+    "iommufd_backend_set_dirty",
+    "vfio_migration_realize",
+    "vfio_migration_set_state",
+    "vfio_save_complete_precopy",
+    "vtd_as_unmap_whole",
+    "migration_completion_file_err",
+    "migrate_set_state",
+]
+
+
+# Every QEMU this process started, so that an interrupted run kills them.
+_STARTED = []
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """Runs in the child before exec: the kernel sends QEMU SIGKILL when
+    the test process dies, however it dies (even SIGKILL, or a signal
+    arriving while Popen is half done)."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def kill_all():
+    for v in list(_STARTED):
+        v.kill()
+
+
+atexit.register(kill_all)
+
+
+class RealizeError(Exception):
+    """QEMU exited during startup (e.g. vfio-pci realize failed)."""
+
+    def __init__(self, vm, rc, stderr):
+        self.vm, self.rc, self.stderr = vm, rc, stderr
+        super().__init__("%s: QEMU exited with %s at startup: %s"
+                         % (vm.name, rc, stderr.strip()[-600:]))
+
+
+class VM:
+    def __init__(self, name, binary, workdir, backend="iommufd", ram="256M",
+                 viommu=True, enable_migration=None, device_dirty_tracking=None,
+                 hostsim_cfg=None, incoming=False, extra_args=(),
+                 iommu_props="", traces=DEFAULT_TRACES, device_name="0000:00:05.0",
+                 vfio=True):
+        self.name = name
+        self.binary = binary
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        # UNIX socket paths are limited to 108 bytes; keep sockets short.
+        self.sockdir = tempfile.mkdtemp(prefix="e2e-%s-" % name)
+        self.qmp_path = os.path.join(self.sockdir, "qmp")
+        self.qtest_path = os.path.join(self.sockdir, "qtest")
+        self.ctl_path = os.path.join(self.sockdir, "hostsim")
+        self.log_path = os.path.join(self.dir, "hostsim.jsonl")
+        self.cfg_path = os.path.join(self.dir, "hostsim.conf")
+        self.stdout_path = os.path.join(self.dir, "stdout.txt")
+        self.stderr_path = os.path.join(self.dir, "stderr.txt")
+        self.trace_path = os.path.join(self.dir, "qemu.log")
+        self.qtest_log_path = os.path.join(self.dir, "qtest.log")
+        self.backend = backend
+        self.ram = ram
+        self.viommu = viommu
+        self.incoming = incoming
+        self.vfio = vfio
+        self.proc = None
+        self.qmp = None
+        self.qt = None
+        self.ctl = None
+
+        cfg = dict(config.HOSTSIM_DEFAULTS)
+        cfg.update(hostsim_cfg or {})
+        cfg["device.name"] = device_name
+        cfg["log"] = self.log_path
+        cfg["control"] = self.ctl_path
+        self.hostsim_cfg = cfg
+        self.sysfsdev = None
+        if vfio:
+            if hostsim is None:
+                raise RuntimeError("hostsim.py not found in %s" % config.HOSTSIM_PY_DIR)
+            self.sysfsdev = hostsim.make_sysfs_device(
+                os.path.join(self.dir, "sysfs"), name=device_name,
+                group=int(cfg.get("device.group", 42)),
+                cdev=int(cfg.get("device.cdev", 0)))
+            hostsim.write_config(self.cfg_path, **cfg)
+
+        dev = ["vfio-pci", "id=hostdev0", "sysfsdev=%s" % self.sysfsdev,
+               "addr=%02x.%x" % (VFIO_DEVFN >> 3, VFIO_DEVFN & 7)]
+        if backend == "iommufd":
+            dev.append("iommufd=iommufd0")
+        if enable_migration is not None:
+            dev.append("enable-migration=%s" % enable_migration)
+        if device_dirty_tracking is not None:
+            dev.append("x-device-dirty-page-tracking=%s" % device_dirty_tracking)
+
+        args = [binary, "-L", config.FIRMWARE_DIR,
+                "-machine", "q35", "-accel", "qtest", "-m", ram,
+                "-nodefaults", "-display", "none", "-vga", "none",
+                # no vCPU runs: the TCG vAPIC ROM (not in the seabios
+                # package) is not needed
+                "-global", "apic-common.vapic=off",
+                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
+                "-qtest", "unix:%s,server=on,wait=off" % self.qtest_path,
+                "-qtest-log", self.qtest_log_path,
+                "-D", self.trace_path]
+        for t in traces or ():
+            args += ["-trace", "enable=%s" % t]
+        if viommu:
+            props = "caching-mode=on,intremap=off"
+            if iommu_props:
+                props += "," + iommu_props
+            args += ["-device", "intel-iommu," + props]
+        if backend == "iommufd":
+            args += ["-object", "iommufd,id=iommufd0"]
+        if vfio:
+            args += ["-device", ",".join(dev)]
+        if incoming:
+            args += ["-incoming", "defer"]
+        args += list(extra_args)
+        self.args = args
+
+    # ---- lifecycle -----------------------------------------------------------
+    def cmdline(self):
+        if not self.vfio:
+            return " ".join(self.args)
+        env = "LD_PRELOAD=%s HOSTSIM_CONFIG=%s" % (config.HOSTSIM_LIB, self.cfg_path)
+        return env + " " + " ".join(self.args)
+
+    def start(self, timeout=30.0):
+        env = dict(os.environ)
+        if self.vfio:
+            env["LD_PRELOAD"] = config.HOSTSIM_LIB
+            env["HOSTSIM_CONFIG"] = self.cfg_path
+        with open(os.path.join(self.dir, "cmdline.txt"), "w") as f:
+            f.write(self.cmdline() + "\n")
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen(self.args, env=env, stdin=subprocess.DEVNULL,
+                                         preexec_fn=_die_with_parent,
+                                         stdout=out, stderr=err)
+        _STARTED.append(self)
+        end = time.monotonic() + timeout
+        while not os.path.exists(self.qmp_path):
+            rc = self.proc.poll()
+            if rc is not None:
+                raise RealizeError(self, rc, self.stderr())
+            if time.monotonic() > end:
+                self.kill()
+                raise RuntimeError("%s: QMP socket never appeared" % self.name)
+            time.sleep(0.02)
+        while True:
+            try:
+                self.qmp = QMP(self.qmp_path).connect(deadline=0.5)
+                break
+            except Exception:
+                # QEMU creates the QMP socket before realizing devices; a
+                # realize error then closes it while we connect.
+                rc = self.proc.poll()
+                if rc is not None:
+                    raise RealizeError(self, rc, self.stderr())
+                if time.monotonic() > end:
+                    self.kill()
+                    raise
+        self.qt = QTest(self.qtest_path).connect()
+        self.ctl = hostsim.Control(self.ctl_path) if self.vfio else None
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        """Quit through QMP; kill this VM's own process if it hangs."""
+        if self.proc is None:
+            return
+        if self.alive() and self.qmp is not None:
+            try:
+                self.qmp.command("quit")
+            except Exception:
+                pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        for c in (self.qmp, self.qt):
+            if c is not None:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    # ---- observations ----------------------------------------------------
+    def stderr(self):
+        try:
+            with open(self.stderr_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def events(self):
+        """hostsim event log (list of dicts), in call order."""
+        if not os.path.exists(self.log_path):
+            return []
+        return hostsim.read_log(self.log_path)
+
+    def event_seq(self):
+        """seq of the last hostsim event so far (to slice later events)."""
+        ev = self.events()
+        return ev[-1]["seq"] if ev else -1
+
+    def trace_lines(self, *needles):
+        try:
+            with open(self.trace_path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return []
+        if not needles:
+            return lines
+        return [l for l in lines if any(n in l for n in needles)]
+
+    def trace_after(self, needle, count=4, skip=("migrate_set_state",)):
+        """From the first trace line containing needle, `count` lines of
+        what QEMU did next (lines starting with a skip prefix left out)."""
+        lines = self.trace_lines()
+        for i, l in enumerate(lines):
+            if needle in l:
+                return [x for x in lines[i:] if not x.startswith(skip)][:count]
+        return []
+
+    def blocked_reasons(self):
+        info = self.qmp.command("query-migrate")
+        return info.get("blocked-reasons", [])
+
+    def status(self):
+        return self.qmp.command("query-status")["status"]
