@@ -63,6 +63,7 @@ void hs_config_defaults(struct hs_config *cfg)
         d->class_code = 0xff0000;   /* "unclassified device" */
         d->bar0_size = 4096;
         d->migration = d->precopy = d->p2p = d->dma_logging = -1;
+        d->iommu_dirty = -1;
         d->fd = -1;
     }
     cfg->dev[0].present = true;
@@ -219,6 +220,7 @@ static int set_dev_key(struct hs_config *cfg, const char *k, const char *v)
     DBOOL("precopy", precopy)
     DBOOL("p2p", p2p)
     DBOOL("dma_logging", dma_logging)
+    DBOOL("iommu_dirty", iommu_dirty)
 #undef DU64
 #undef DBOOL
     return -1;
@@ -358,6 +360,9 @@ int hs_config_parse_text(struct hs_config *cfg, const char *text, char *err,
         }
         if (d->dma_logging < 0) {
             d->dma_logging = cfg->dma_logging;
+        }
+        if (d->iommu_dirty < 0) {
+            d->iommu_dirty = cfg->iommu_dirty;
         }
         for (int j = 0; j < i; j++) {
             if (!strcmp(cfg->dev[j].name, d->name) ||

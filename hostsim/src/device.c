@@ -448,7 +448,7 @@ long hs_device_ioctl(struct hs_call *c, int fd, struct hs_devfd *d,
         }
         pt = a->pt_id;
         hs_call_u64(c, "pt_id", pt);
-        rc = hs_iommufd_attach(d, &pt);
+        rc = hs_iommufd_attach(c, d, &pt);
         if (rc) {
             return rc;
         }

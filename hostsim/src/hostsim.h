@@ -47,6 +47,7 @@ struct hs_devcfg {
     uint64_t bar0_size;
     /* -1 while parsing: then the global key's value */
     int migration, precopy, p2p, dma_logging;
+    int iommu_dirty;            /* its IOMMU instance tracks dirty pages */
     int fd;                     /* inherited fd to treat as its cdev */
 };
 
@@ -292,7 +293,8 @@ struct hs_hwpt *hs_ictx_hwpt(struct hs_ictx *ctx, uint32_t id);
 /* device side of iommufd (called from the device fd ioctls) */
 long hs_iommufd_bind(struct hs_devfd *d, struct hs_obj *ictx_obj,
                      uint32_t *devid);
-long hs_iommufd_attach(struct hs_devfd *d, uint32_t *pt_id);
+long hs_iommufd_attach(struct hs_call *c, struct hs_devfd *d,
+                       uint32_t *pt_id);
 long hs_iommufd_detach(struct hs_devfd *d);
 void hs_iommufd_unbind(struct hs_devfd *d);
 

@@ -12,7 +12,10 @@
  * iommufd_hwpt_set_dirty_tracking, iommufd_hwpt_get_dirty_bitmap),
  * device.c (iommufd_get_hw_info, iommufd_device_attach/replace/detach)
  * and drivers/vfio/device_cdev.c (vfio_df_ioctl_bind_iommufd,
- * vfio_df_ioctl_attach_pt, vfio_df_ioctl_detach_pt).
+ * vfio_df_ioctl_attach_pt, vfio_df_ioctl_detach_pt); the per-device
+ * dirty-tracking capability and its attach rule from
+ * drivers/iommu/intel/iommu.c (intel_iommu_capable,
+ * prepare_domain_attach_device).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -416,6 +419,17 @@ static struct hs_devfd *ictx_device(struct hs_ictx *ctx, uint32_t id)
     return ctx->objs[id].u.dev;
 }
 
+/*
+ * Whether the IOMMU instance behind a device can track dirty pages: VT-d
+ * ssads_supported(), which intel_iommu_capable() reports as
+ * IOMMU_CAP_DIRTY_TRACKING.  Devices behind different IOMMU units can
+ * differ (deviceN.iommu_dirty).
+ */
+static bool dev_iommu_dirty(const struct hs_devfd *d)
+{
+    return d->dev->cfg->iommu_dirty;
+}
+
 static long hwpt_create(struct hs_ictx *ctx, uint32_t ioas_id, uint32_t flags,
                         bool autodomain, uint32_t *out)
 {
@@ -473,6 +487,7 @@ static long hwpt_alloc(struct hs_call *c, struct hs_ictx *ctx, void *arg)
     struct iommu_hwpt_alloc *cmd = arg;
     uint32_t valid = IOMMU_HWPT_ALLOC_NEST_PARENT |
                      IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
+    struct hs_devfd *dev;
     uint32_t id;
     long rc;
 
@@ -487,7 +502,8 @@ static long hwpt_alloc(struct hs_call *c, struct hs_ictx *ctx, void *arg)
         (cmd->data_type != IOMMU_HWPT_DATA_NONE && !cmd->data_len)) {
         return -EINVAL;
     }
-    if (!ictx_device(ctx, cmd->dev_id)) {
+    dev = ictx_device(ctx, cmd->dev_id);
+    if (!dev) {
         return -ENOENT;
     }
     if (cmd->pt_id >= HS_MAX_IOBJ ||
@@ -504,7 +520,9 @@ static long hwpt_alloc(struct hs_call *c, struct hs_ictx *ctx, void *arg)
     if (cmd->flags & ~valid) {
         return -EOPNOTSUPP;
     }
-    if ((cmd->flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) && !hs_cfg.iommu_dirty) {
+    /* iommufd_hwpt_paging_alloc(): the device's IOMMU must have the cap */
+    if ((cmd->flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) &&
+        !dev_iommu_dirty(dev)) {
         return -EOPNOTSUPP;
     }
     if (cmd->data_type != IOMMU_HWPT_DATA_NONE) {
@@ -523,6 +541,7 @@ static long get_hw_info(struct hs_call *c, struct hs_ictx *ctx, void *arg)
 {
     struct iommu_hw_info *cmd = arg;
     struct iommu_hw_info_vtd vtd = { 0 };
+    struct hs_devfd *dev;
     uint32_t copy;
 
     hs_call_u64(c, "dev_id", cmd->dev_id);
@@ -531,13 +550,14 @@ static long get_hw_info(struct hs_call *c, struct hs_ictx *ctx, void *arg)
         cmd->reserved[2]) {
         return -EOPNOTSUPP;
     }
-    if (!ictx_device(ctx, cmd->dev_id)) {
+    dev = ictx_device(ctx, cmd->dev_id);
+    if (!dev) {
         return -ENOENT;
     }
     /* plausible VT-d registers; ECAP bit 46 = SLADS (dirty tracking) */
     vtd.cap_reg = 0x00d2008c40660462ull;
     vtd.ecap_reg = 0x00000000f050daull;
-    if (hs_cfg.iommu_dirty) {
+    if (dev_iommu_dirty(dev)) {
         vtd.ecap_reg |= 1ull << 46;
     }
     copy = cmd->data_len < sizeof(vtd) ? cmd->data_len : sizeof(vtd);
@@ -550,8 +570,8 @@ static long get_hw_info(struct hs_call *c, struct hs_ictx *ctx, void *arg)
     }
     cmd->data_len = sizeof(vtd);
     cmd->out_data_type = IOMMU_HW_INFO_TYPE_INTEL_VTD;
-    cmd->out_capabilities = hs_cfg.iommu_dirty ? IOMMU_HW_CAP_DIRTY_TRACKING
-                                               : 0;
+    cmd->out_capabilities = dev_iommu_dirty(dev) ? IOMMU_HW_CAP_DIRTY_TRACKING
+                                                 : 0;
     cmd->out_max_pasid_log2 = 0;
     hs_call_hex(c, "out_capabilities", cmd->out_capabilities);
     return 0;
@@ -822,7 +842,8 @@ static void detach_current(struct hs_devfd *d)
     d->hwpt_id = 0;
 }
 
-long hs_iommufd_attach(struct hs_devfd *d, uint32_t *pt_id)
+long hs_iommufd_attach(struct hs_call *c, struct hs_devfd *d,
+                       uint32_t *pt_id)
 {
     struct hs_ictx *ctx = d->ictx_obj->u.ictx;
     uint32_t id = *pt_id, hwpt_id = 0;
@@ -833,6 +854,18 @@ long hs_iommufd_attach(struct hs_devfd *d, uint32_t *pt_id)
         return -ENOENT;
     }
     if (ctx->objs[id].type == HS_IOBJ_HWPT) {
+        /*
+         * intel_iommu_attach_device() -> prepare_domain_attach_device():
+         * a domain with dirty_ops (allocated with DIRTY_TRACKING) on a
+         * device whose IOMMU lacks SSADS is -EINVAL, which iommufd passes
+         * up; the device stays where it was.  QEMU reads EINVAL as "this
+         * domain is incompatible" and allocates an HWPT of its own.
+         */
+        if ((ctx->objs[id].u.hwpt->flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) &&
+            !dev_iommu_dirty(d)) {
+            hs_call_str(c, "incompatible", "dirty_tracking");
+            return -EINVAL;
+        }
         hwpt_id = id;
     } else if (ctx->objs[id].type == HS_IOBJ_IOAS) {
         /* iommufd_device_auto_get_domain(): reuse or allocate */

@@ -1274,6 +1274,78 @@ static void test_two_devices(void)
     munmap(b, 0x2000);
 }
 
+/*
+ * Devices behind different IOMMU units (deviceN.iommu_dirty): the
+ * capability, HWPT_ALLOC and attach follow the device's own IOMMU.
+ */
+static void test_mixed_iommu_dirty(void)
+{
+    struct iommu_hw_info hw = { .size = sizeof(hw) };
+    uint32_t dev0, dev1, ioas, hwpt_d, hwpt_p, pt;
+    int fd, c0, c1;
+    FILE *fp;
+    char line[4096];
+    bool logged = false;
+
+    reset("device1.name = 0000:00:06.0\ndevice1.group = 43\n"
+          "device1.cdev = 1\ndevice1.iommu_dirty = off");
+    fd = open("/dev/iommu", O_RDWR);
+    c0 = open("/dev/vfio/devices/vfio0", O_RDWR);
+    c1 = open("/dev/vfio/devices/vfio1", O_RDWR);
+    dev_bind(c0, fd, &dev0);
+    dev_bind(c1, fd, &dev1);
+    ioas = ioas_alloc(fd);
+    hw.dev_id = dev0;
+    check(ioctl(fd, IOMMU_GET_HW_INFO, &hw) == 0 &&
+          (hw.out_capabilities & IOMMU_HW_CAP_DIRTY_TRACKING),
+          "mixed: device 0 (global iommu_dirty) reports DIRTY_TRACKING");
+    hw.dev_id = dev1;
+    check(ioctl(fd, IOMMU_GET_HW_INFO, &hw) == 0 &&
+          !(hw.out_capabilities & IOMMU_HW_CAP_DIRTY_TRACKING),
+          "mixed: device1.iommu_dirty=off hides it for device 1 only");
+    CHECK_ERR(hwpt_alloc(fd, dev1, ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+                         &hwpt_p), EOPNOTSUPP,
+              "mixed: DIRTY_TRACKING HWPT for device 1 is EOPNOTSUPP");
+    check(hwpt_alloc(fd, dev0, ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+                     &hwpt_d) == 0,
+          "mixed: DIRTY_TRACKING HWPT for device 0");
+    pt = hwpt_d;
+    check(attach(c0, &pt) == 0 && pt == hwpt_d,
+          "mixed: device 0 attaches to the dirty-tracking HWPT");
+    pt = hwpt_d;
+    CHECK_ERR(attach(c1, &pt), EINVAL,
+              "mixed: device 1 attaching to the dirty-tracking HWPT is "
+              "EINVAL (incompatible domain)");
+    check(strstr(ctl("state dev=1"), "\"backend\":null") != NULL,
+          "mixed: ... and device 1 stays unattached");
+    check(hwpt_alloc(fd, dev1, ioas, 0, &hwpt_p) == 0,
+          "mixed: plain HWPT for device 1");
+    pt = hwpt_p;
+    check(attach(c1, &pt) == 0 && pt == hwpt_p,
+          "mixed: device 1 attaches to its own plain HWPT");
+    pt = hwpt_d;
+    CHECK_ERR(attach(c1, &pt), EINVAL,
+              "mixed: replacing device 1's HWPT by the dirty one is EINVAL");
+    pt = hwpt_p;
+    check(attach(c0, &pt) == 0 && pt == hwpt_p,
+          "mixed: device 0 can join the plain HWPT");
+    fp = fopen(logpath, "r");
+    while (fp && fgets(line, sizeof(line), fp)) {
+        if (strstr(line, "\"call\":\"VFIO_DEVICE_ATTACH_IOMMUFD_PT\"") &&
+            strstr(line, "\"incompatible\":\"dirty_tracking\"") &&
+            strstr(line, "\"errname\":\"EINVAL\"")) {
+            logged = true;
+        }
+    }
+    if (fp) {
+        fclose(fp);
+    }
+    check(logged, "mixed: the refused attach is logged with its reason");
+    close(c0);
+    close(c1);
+    close(fd);
+}
+
 /* ================================================================ log */
 
 static void test_log(void)
@@ -1390,6 +1462,7 @@ int main(void)
     test_dma_logging();
     test_faults();
     test_two_devices();
+    test_mixed_iommu_dirty();
     test_lost_dirty();
     unlink(logpath);
     test_log();

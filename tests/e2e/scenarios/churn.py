@@ -243,7 +243,9 @@ def _syncs(src):
 def run_churn(ctx, backend, seed, mode="legacy", rounds=ROUNDS, ops=OPS_PER_ROUND):
     kw = backend_kw(backend)
     src, dst = ctx.start_pair(iommu_props=vm_modes.iommu_props(mode), **kw)
-    drv = vm_modes.bring_up(src, mode, DID, piotlb=(seed % 2 == 1))
+    # scalable mode: PASID-based-IOTLB invalidation for seeds 1, 5, 9, ...,
+    # IOTLB descriptors with the DID for 3, 7, 11, ...
+    drv = vm_modes.bring_up(src, mode, DID, piotlb=(seed % 4 == 1))
     ch = Churn(ctx, src, drv, seed)
     # the pool starts with per-page "old" data the first pass sends
     for base in range(POOL_GPA, POOL_GPA + POOL_PAGES * PAGE, 16 * PAGE):

@@ -1,0 +1,303 @@
+"""L2 side of the nested harness: runs inside L1 (Debian's kernel).
+
+Creates mtty mdevs through sysfs and runs our QEMU builds (L2) on them, with
+a minimal QMP client.  Every L2 QEMU runs under -accel qtest: no guest code
+runs, which is all the VFIO migration paths need and keeps TCG-in-TCG cost
+out of the picture.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+import glob
+
+MDEV_TYPE = "mtty-2"
+FIRMWARE_DIRS = ["/usr/share/seabios", "/usr/share/qemu"]
+
+
+# ---------------------------------------------------------------- mdevs --
+def mdev_create():
+    """Create a fresh mtty mdev (an mdev migrates only once) -> its UUID."""
+    paths = glob.glob("/sys/class/mdev_bus/*/mdev_supported_types/%s/create" % MDEV_TYPE)
+    if not paths:
+        raise RuntimeError("no mdev type %s (is mtty.ko loaded?)" % MDEV_TYPE)
+    u = str(uuid.uuid4())
+    with open(paths[0], "w") as f:
+        f.write(u)
+    return u
+
+
+def mdev_remove(u):
+    try:
+        with open("/sys/bus/mdev/devices/%s/remove" % u, "w") as f:
+            f.write("1")
+    except OSError:
+        pass
+
+
+# ------------------------------------------------------------------ QMP --
+class QMPError(Exception):
+    def __init__(self, cmd, err):
+        self.cmd, self.err = cmd, err
+        super().__init__("%s: %s" % (cmd, err.get("desc", err)))
+
+
+class QMP:
+    def __init__(self, path, timeout=60):
+        self.path, self.timeout = path, timeout
+        self.sock, self.buf, self.events = None, b"", []
+
+    def connect(self, proc, deadline):
+        end = time.monotonic() + deadline
+        while True:
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(self.path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                s.close()
+                if proc.poll() is not None:
+                    return False
+                if time.monotonic() > end:
+                    raise TimeoutError("QMP socket %s never came up" % self.path)
+                time.sleep(0.05)
+        s.settimeout(self.timeout)
+        self.sock = s
+        self._read()                                # greeting
+        self.cmd("qmp_capabilities")
+        return True
+
+    def _read(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("QMP connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def cmd(self, name, **args):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            r = self._read()
+            if "event" in r:
+                self.events.append(r)
+                continue
+            if "error" in r:
+                raise QMPError(name, r["error"])
+            return r.get("return")
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+
+
+# ------------------------------------------------------------------- L2 --
+class L2:
+    """One L2 QEMU process with a QMP socket (and optionally a qtest socket)."""
+
+    def __init__(self, binary, name, workdir, args, qtest=False):
+        self.binary, self.name, self.workdir = binary, name, workdir
+        self.qmp_path = os.path.join(workdir, name + ".qmp")
+        self.qtest_path = os.path.join(workdir, name + ".qtest") if qtest else None
+        self.log_path = os.path.join(workdir, name + ".stderr")
+        self.argv = [binary, "-accel", "qtest", "-nodefaults", "-display", "none",
+                     "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        for d in FIRMWARE_DIRS:
+            self.argv += ["-L", d]
+        if qtest:
+            # -qtest-log: keep the protocol transcript out of the QEMU log
+            self.argv += ["-qtest", "unix:%s,server=on,wait=off" % self.qtest_path,
+                          "-qtest-log", "/dev/null"]
+        self.argv += args
+        self.proc = None
+        self.qmp = QMP(self.qmp_path)
+        self.qt = None
+
+    def start(self, timeout=60):
+        """Start; True once QMP answers, False if QEMU exited first."""
+        self.errf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=self.errf, stderr=subprocess.STDOUT)
+        try:
+            up = self.qmp.connect(self.proc, timeout)
+        except (ConnectionError, OSError):
+            up = False                              # QEMU died during startup
+        if not up:
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            return False
+        if self.qtest_path:
+            import qtest                            # the e2e harness's client
+            self.qt = qtest.QTest(self.qtest_path).connect()
+        return True
+
+    def returncode(self):
+        return None if self.proc is None else self.proc.poll()
+
+    def stderr(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def exit_summary(self):
+        rc = self.proc.returncode
+        if rc is None:
+            return "running"
+        if rc < 0:
+            return "killed by %s" % signal.Signals(-rc).name
+        return "exit %d" % rc
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.qmp.cmd("quit")
+            except Exception:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.qmp.close()
+        if self.qt:
+            self.qt.close()
+        if self.proc:
+            self.errf.close()
+
+
+def migrate(src, dst, uri, pause_before_switchover=False, at_pause=None, timeout=120):
+    """Migrate src -> dst.  Returns (final query-migrate of src, error text).
+
+    With pause_before_switchover the source stops in "pre-switchover" (the
+    guest is paused, dirty tracking still on); at_pause() runs there, playing
+    the guest's last IOMMU changes, then the migration continues.
+    """
+    dst.qmp.cmd("migrate-incoming", uri=uri)
+    if pause_before_switchover:
+        src.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": "pause-before-switchover", "state": True}])
+    src.qmp.cmd("migrate", uri=uri)
+    end = time.monotonic() + timeout
+    paused_done = False
+    while time.monotonic() < end:
+        info = src.qmp.cmd("query-migrate")
+        st = info.get("status")
+        if st == "pre-switchover" and not paused_done:
+            paused_done = True
+            if at_pause:
+                at_pause()
+            src.qmp.cmd("migrate-continue", state="pre-switchover")
+        elif st in ("completed", "failed", "cancelled"):
+            return info, info.get("error-desc", "")
+        time.sleep(0.05)
+    return src.qmp.cmd("query-migrate"), "timeout after %ds" % timeout
+
+
+def wait_dst_running(dst, timeout=30):
+    end = time.monotonic() + timeout
+    st = None
+    while time.monotonic() < end:
+        st = dst.qmp.cmd("query-status").get("status")
+        if st == "running":
+            return st
+        if st not in ("inmigrate",):
+            return st
+        time.sleep(0.05)
+    return st
+
+
+# --------------------------------------------------------- kernel probe --
+VFIO_IOMMU_UNMAP_DMA = 0x3B72            # _IO(';', 100 + 14), linux/vfio.h
+VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP = 1
+
+
+class Type1UnmapProbe:
+    """What the kernel was asked, read from the kernel: a kprobe and a
+    kretprobe on type1's vfio_iommu_type1_ioctl(iommu, cmd, arg) record, for
+    every VFIO_IOMMU_UNMAP_DMA, the flags, iova and size of the caller's
+    struct vfio_iommu_type1_dma_unmap (argsz@0 flags@4 iova@8 size@16, read
+    from user memory) and the ioctl's return value."""
+
+    T = "/sys/kernel/tracing"
+    ENTRY = "nested/type1_ioctl"
+    RET = "nested/type1_ioctl_ret"
+
+    def __init__(self):
+        if not os.path.exists(self.T + "/kprobe_events"):
+            subprocess.run(["mount", "-t", "tracefs", "nodev", self.T], check=False)
+        self._write("kprobe_events",
+                    "p:%s vfio_iommu_type1:vfio_iommu_type1_ioctl cmd=%%si:x32 "
+                    "flags=+u4(%%dx):x32 iova=+u8(%%dx):x64 size=+u16(%%dx):x64\n"
+                    % self.ENTRY, "a")
+        self._write("kprobe_events",
+                    "r:%s vfio_iommu_type1:vfio_iommu_type1_ioctl ret=$retval:s64\n"
+                    % self.RET, "a")
+        for ev in (self.ENTRY, self.RET):
+            self._write("events/%s/enable" % ev, "1")
+        self.clear()
+
+    def _write(self, path, text, mode="w"):
+        # os.open, not open(): Python seeks to the end of an "a" file, which
+        # tracefs files refuse with EINVAL.
+        flags = os.O_WRONLY | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+        try:
+            fd = os.open(os.path.join(self.T, path), flags)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            try:
+                with open(os.path.join(self.T, "error_log")) as f:
+                    why = f.read().strip().splitlines()[-3:]
+            except OSError:
+                why = []
+            raise OSError("writing %r to tracefs %s: %s %s" % (text.strip(), path, e, why))
+
+    def clear(self):
+        self._write("trace", "")
+
+    def unmaps(self):
+        """[(flags, iova, size, ret)] of the UNMAP_DMA ioctls since clear()."""
+        pending, out = {}, []
+        with open(os.path.join(self.T, "trace")) as f:
+            for line in f:
+                if line.startswith("#") or ": (" not in line:
+                    continue
+                task = line.split()[0]                  # comm-pid
+                fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+                if " type1_ioctl: " in line:
+                    pending[task] = fields
+                elif " type1_ioctl_ret: " in line and task in pending:
+                    e = pending.pop(task)
+                    if int(e["cmd"], 16) == VFIO_IOMMU_UNMAP_DMA:
+                        out.append((int(e["flags"], 16), int(e["iova"], 16),
+                                    int(e["size"], 16), int(fields["ret"])))
+        return out
+
+    def close(self):
+        for ev in (self.ENTRY, self.RET):
+            try:
+                self._write("events/%s/enable" % ev, "0")
+            except OSError:
+                pass
+        for ev in (self.ENTRY, self.RET):
+            try:
+                self._write("kprobe_events", "-:%s\n" % ev, "a")
+            except OSError:
+                pass
+
