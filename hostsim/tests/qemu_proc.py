@@ -1,104 +1,23 @@
 """Start qemu-system-x86_64 against hostsim and talk QMP / qtest to it.
 
-Used by hostsim's own end-to-end checks; standard library only.
+Used by hostsim's own end-to-end checks, which need what tests/e2e/vm.py
+does not offer: TCG as well as qtest, a command line of their own (extra
+devices, file descriptors passed in, -incoming URI).  The QMP and qtest
+clients are the end-to-end harness's (tests/e2e/qmp.py, qtest.py).
 """
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 import hostsim  # noqa: E402
-
-
-class QMP:
-    def __init__(self, path, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.sock.settimeout(timeout)
-        self.buf = b""
-        self.events = []
-        self._recv()                      # greeting
-        self.cmd("qmp_capabilities")
-
-    def _recv(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("QMP connection closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def cmd(self, name, **args):
-        msg = {"execute": name}
-        if args:
-            msg["arguments"] = args
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        while True:
-            r = self._recv()
-            if "event" in r:
-                self.events.append(r)
-                continue
-            return r
-
-    def close(self):
-        self.sock.close()
-
-
-class QTest:
-    """The qtest protocol: read/write guest memory."""
-
-    def __init__(self, path, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.sock.settimeout(timeout)
-        self.buf = b""
-
-    def _line(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("qtest connection closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode()
-
-    def request(self, line):
-        self.sock.sendall(line.encode() + b"\n")
-        while True:
-            r = self._line()
-            if r.startswith("IRQ"):
-                continue
-            return r
-
-    def read(self, addr, size):
-        r = self.request("read %#x %#x" % (addr, size))
-        if not r.startswith("OK 0x"):
-            raise RuntimeError("qtest read failed: " + r)
-        return bytes.fromhex(r[5:])
+from qmp import QMP  # noqa: E402
+from qtest import QTest  # noqa: E402
 
 
 class Qemu:
@@ -151,9 +70,10 @@ class Qemu:
             if time.monotonic() > deadline:
                 raise TimeoutError("no QMP socket")
             time.sleep(0.05)
-        self.qmp = QMP(self.qmp_path)
+        self.qmp = QMP(self.qmp_path, timeout=timeout).connect(deadline=timeout)
         if self.use_qtest:
-            self.qtest = QTest(self.qtest_path)
+            self.qtest = QTest(self.qtest_path,
+                               timeout=timeout).connect(deadline=timeout)
         return self
 
     def stderr(self):
@@ -167,7 +87,7 @@ class Qemu:
     def stop(self):
         try:
             if self.qmp and self.proc.poll() is None:
-                self.qmp.cmd("quit")
+                self.qmp.command("quit")
         except Exception:
             pass
         try:
@@ -176,7 +96,8 @@ class Qemu:
             self.proc.kill()
             self.proc.wait()
         self.ctl.close()
-        if self.qmp:
-            self.qmp.close()
+        for c in (self.qmp, self.qtest):
+            if c:
+                c.close()
         self.err.close()
         return self.proc.returncode

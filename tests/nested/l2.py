@@ -6,11 +6,10 @@ runs, which is all the VFIO migration paths need and keeps TCG-in-TCG cost
 out of the picture.
 """
 
-import json
 import os
 import signal
-import socket
 import subprocess
+import sys
 import time
 import uuid
 import glob
@@ -40,64 +39,22 @@ def mdev_remove(u):
 
 
 # ------------------------------------------------------------------ QMP --
-class QMPError(Exception):
-    def __init__(self, cmd, err):
-        self.cmd, self.err = cmd, err
-        super().__init__("%s: %s" % (cmd, err.get("desc", err)))
+# The e2e harness's QMP client (tests/e2e/qmp.py).  L1 sees the repository
+# at the same path through the read-only share, and l1-runner.py puts the
+# same directory on sys.path for vtd.py and qtest.py; it is added here too
+# because scenarios.py imports QMPError from this module before that.
+E2E_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e")
+if E2E_DIR not in sys.path:
+    sys.path.append(E2E_DIR)
+import qmp  # noqa: E402
+from qmp import QMPError  # noqa: E402,F401  (re-exported to scenarios.py)
 
 
-class QMP:
-    def __init__(self, path, timeout=60):
-        self.path, self.timeout = path, timeout
-        self.sock, self.buf, self.events = None, b"", []
-
-    def connect(self, proc, deadline):
-        end = time.monotonic() + deadline
-        while True:
-            try:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.connect(self.path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                s.close()
-                if proc.poll() is not None:
-                    return False
-                if time.monotonic() > end:
-                    raise TimeoutError("QMP socket %s never came up" % self.path)
-                time.sleep(0.05)
-        s.settimeout(self.timeout)
-        self.sock = s
-        self._read()                                # greeting
-        self.cmd("qmp_capabilities")
-        return True
-
-    def _read(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("QMP connection closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+class QMP(qmp.QMP):
+    """cmd(): the name the nested scenarios use for command()."""
 
     def cmd(self, name, **args):
-        msg = {"execute": name}
-        if args:
-            msg["arguments"] = args
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        while True:
-            r = self._read()
-            if "event" in r:
-                self.events.append(r)
-                continue
-            if "error" in r:
-                raise QMPError(name, r["error"])
-            return r.get("return")
-
-    def close(self):
-        if self.sock:
-            self.sock.close()
-            self.sock = None
+        return self.command(name, **args)
 
 
 # ------------------------------------------------------------------- L2 --
@@ -119,7 +76,7 @@ class L2:
                           "-qtest-log", "/dev/null"]
         self.argv += args
         self.proc = None
-        self.qmp = QMP(self.qmp_path)
+        self.qmp = QMP(self.qmp_path, timeout=60)
         self.qt = None
 
     def start(self, timeout=60):
@@ -127,10 +84,7 @@ class L2:
         self.errf = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                      stdout=self.errf, stderr=subprocess.STDOUT)
-        try:
-            up = self.qmp.connect(self.proc, timeout)
-        except (ConnectionError, OSError):
-            up = False                              # QEMU died during startup
+        up = self._connect_qmp(timeout)
         if not up:
             try:
                 self.proc.wait(30)
@@ -142,6 +96,21 @@ class L2:
             import qtest                            # the e2e harness's client
             self.qt = qtest.QTest(self.qtest_path).connect()
         return True
+
+    def _connect_qmp(self, timeout):
+        """True once QMP answers; False if QEMU exited first (e.g. a realize
+        error: QEMU creates the socket before realizing devices) or never
+        answered within timeout."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                self.qmp.connect(deadline=0.5)
+                return True
+            except (ConnectionError, OSError, qmp.QMPTimeout):
+                self.qmp.close()
+                self.qmp = QMP(self.qmp_path, timeout=60)   # no half-read greeting
+                if self.proc.poll() is not None or time.monotonic() > end:
+                    return False
 
     def returncode(self):
         return None if self.proc is None else self.proc.poll()

@@ -70,7 +70,7 @@ def expect_blocked(ctx, src, what):
         src.qmp.cmd("migrate", uri="unix:%s/never.sock" % ctx.workdir)
         return False, "%s: migrate was accepted (blocked-reasons %s)" % (what, reasons)
     except QMPError as e:
-        err = e.err.get("desc", "")
+        err = e.desc
     ok = VIOMMU_MSG in err and any(VIOMMU_MSG in r for r in reasons)
     return ok, "%s: migrate -> error %r; blocked-reasons %s" % (what, err, reasons)
 

@@ -14,9 +14,9 @@ MODULES += [teardown_during_migration, teardown_two_containers, passthrough_to_b
 
 # The vIOMMU test matrix, churn, fail-nth sweep.  A module may also define
 # report_table(results), which the runner calls after all cases.
-from scenarios import viommu_matrix, churn, fail_nth  # noqa: E402
+from scenarios import viommu_matrix, churn, fail_nth, remap_race  # noqa: E402
 
-MODULES += [viommu_matrix, churn, fail_nth]
+MODULES += [viommu_matrix, churn, fail_nth, remap_race]
 
 
 # Proofs of the prerequisite fix and of the replay-race follow-up, also on
@@ -24,6 +24,13 @@ MODULES += [viommu_matrix, churn, fail_nth]
 from scenarios import prerequisite_612, replay_race  # noqa: E402
 
 MODULES += [prerequisite_612, replay_race]
+
+# A failed host unmap (a stale host mapping): the migration must fail
+# naming it, not complete without the pages written through the stale
+# mapping; also on the queue's commit just before the fix.
+from scenarios import failed_unmap  # noqa: E402
+
+MODULES += [failed_unmap]
 
 
 def all_cases():

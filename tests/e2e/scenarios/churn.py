@@ -12,7 +12,8 @@ work while the migration iterates with the VM running:
              some pages of a live mapping;
   unmap      zero the mapping's PTEs, then invalidate (as Linux does);
   remap      rewrite a live mapping's PTEs to other guest pages and
-             invalidate once (the vIOMMU sees a changed translation);
+             invalidate once (the vIOMMU sees a changed translation); only
+             with E2E_CHURN_INPLACE_REMAP=1 (the stress run), see WEIGHTS;
   unmap+map  unmap, then map the same IOVAs to other guest pages;
   zero-pde   zero the PDE over a 2 MiB IOVA block (every mapping in it
              goes), invalidate the block;
@@ -76,6 +77,13 @@ class DeviceStopped(Exception):
 
 WEIGHTS = [("map", 28), ("dma", 34), ("unmap", 12), ("remap", 8),
            ("unmap+map", 6), ("zero-pde", 4), ("cpu-write", 8)]
+# "remap" rewrites a present PTE in place (legal VT-d, but not what Linux
+# does: with caching mode it unmaps, invalidates, then maps).  A dirty sync
+# between that write and its invalidation loses the old page (see
+# scenarios/remap_race.py, which shows it deterministically), so make
+# check's churn leaves it out and the stress run, which reports the loss
+# rate, keeps it: E2E_CHURN_INPLACE_REMAP=1.
+INPLACE_REMAP = os.environ.get("E2E_CHURN_INPLACE_REMAP") == "1"
 
 
 def old_pattern(gpa):
@@ -204,8 +212,9 @@ class Churn:
         return True
 
     def step(self):
-        names = [w[0] for w in WEIGHTS]
-        name = self.rng.choices(names, [w[1] for w in WEIGHTS])[0]
+        weights = [w for w in WEIGHTS if INPLACE_REMAP or w[0] != "remap"]
+        names = [w[0] for w in weights]
+        name = self.rng.choices(names, [w[1] for w in weights])[0]
         fn = {"map": self.do_map, "dma": self.do_dma, "unmap": self.do_unmap,
               "remap": self.do_remap, "unmap+map": self.do_unmap_map,
               "zero-pde": self.do_zero_pde, "cpu-write": self.do_cpu_write}[name]

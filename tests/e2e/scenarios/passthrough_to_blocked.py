@@ -48,9 +48,10 @@ run_passthrough_to_blocked() is also used with guest RAM above 4 GiB
 import guestdma as g
 import viommu_modes
 import vm as vmmod
-from scenario import Case, reason_key
+from scenario import Case
 from scenarios import unmap_reads as R
-from scenarios.teardown_during_migration import migration_kw, dirty_rate_kw
+from scenarios.migration_window import (MigrationWindow, dirty_rate_run, dirty_rate_kw,
+                                        migration_kw)
 
 DID = 1
 TARGET = 0x200000
@@ -81,85 +82,38 @@ def run_passthrough_to_blocked(ctx, backend, target=TARGET, vm_kw=None,
     """Migration with the move during the window; returns the label."""
     kw = migration_kw(backend)
     kw.update(vm_kw or {})
-    src, dst = ctx.start_pair(**kw)
-    reasons = src.blocked_reasons()
-    drv = bring_up_passthrough(src)
+    mw = MigrationWindow(ctx, **kw)
+    drv = bring_up_passthrough(mw.src)
     m = g.Mapping(target, target)          # identity: IOVA = GPA
-    g.fill_old(src, [m])
-    state = {}
-
-    def action():
-        state["seq"] = src.event_seq()
-        state["dma"] = g.device_write(src, [m])
-        block(drv)
-        state["end"] = src.event_seq()
-
-    r = g.migrate_with_window(src, dst, [m], action, ballast_gpa=ballast_gpa)
-    ctx.note("migration: " + r.summary())
-    if r.refused:
-        ctx.note("blocked-reasons: %s" % reasons)
-        return "blocked[%s]" % reason_key(r.refused)
-    if r.ordering_lost:
-        return "ordering-lost"
-    for _, reply in state.get("dma", []):
-        if not reply.get("ok"):
-            ctx.note("device DMA to 0x%x failed: %s" % (target, reply))
-            return "dma-failed"
-    window = R.window_events(src, state["seq"], state["end"])
-    note_window(ctx, src, window)
-    read = R.judge(ctx, backend, window, pages=[(target, g.PAGE)], focus=True)
-    if not r.completed:
-        return read + "+migrate-failed"
-    pages = g.check_pages(dst, [m])
-    for gpa, st in sorted(pages.items()):
-        ctx.note("destination gpa 0x%x: %s" % (gpa, st))
-    ctx.measures["pages_lost"] = sum(1 for st in pages.values() if st != "new")
-    data = "intact" if set(pages.values()) == {"new"} else "stale"
-    if read == "read-ok" and data == "intact":
-        return "intact"
-    return read + "+" + data
+    g.fill_old(mw.src, [m])
+    stop = mw.run([m], lambda: block(drv), ballast_gpa=ballast_gpa)
+    if stop:
+        return stop
+    note_window(ctx, mw.src, mw.window)
+    read = R.judge(ctx, backend, mw.window, pages=[(target, g.PAGE)], focus=True)
+    return mw.outcome(read, [m])
 
 
 def run_dma_to_passthrough(ctx, backend):
     """DMA domain -> blocked -> pass-through during the window."""
-    src, dst = ctx.start_pair(**migration_kw(backend))
-    reasons = src.blocked_reasons()
-    drv = viommu_modes.bring_up(src, "legacy", DID)
+    mw = MigrationWindow(ctx, **migration_kw(backend))
+    drv = viommu_modes.bring_up(mw.src, "legacy", DID)
     m = g.Mapping(0x10000, TARGET)
     g.map_all(drv, DID, [m])
-    g.fill_old(src, [m])
-    state = {}
+    g.fill_old(mw.src, [m])
 
-    def action():
-        state["seq"] = src.event_seq()
-        state["dma"] = g.device_write(src, [m])
+    def blocked_then_passthrough():
         block(drv)
         drv.attach_passthrough(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, DID)
-        state["end"] = src.event_seq()
 
-    r = g.migrate_with_window(src, dst, [m], action)
-    ctx.note("migration: " + r.summary())
-    if r.refused:
-        ctx.note("blocked-reasons: %s" % reasons)
-        return "blocked[%s]" % reason_key(r.refused)
-    if r.ordering_lost:
-        return "ordering-lost"
-    for _, reply in state.get("dma", []):
-        if not reply.get("ok"):
-            ctx.note("device DMA through %r failed: %s" % (m, reply))
-            return "dma-failed"
-    window = R.window_events(src, state["seq"], state["end"])
+    stop = mw.run([m], blocked_then_passthrough)
+    if stop:
+        return stop
     ctx.note("hostsim events while the device went DMA -> blocked -> pass-through (src):")
-    for line in R.H.fmt_all(window):
+    for line in R.H.fmt_all(mw.window):
         ctx.note("  " + line)
-    read = R.judge(ctx, backend, window, pages=[(m.iova, m.size)], focus=True)
-    if not r.completed:
-        return read + "+migrate-failed"
-    pages = g.check_pages(dst, [m])
-    for gpa, st in sorted(pages.items()):
-        ctx.note("destination gpa 0x%x: %s" % (gpa, st))
-    data = "intact" if set(pages.values()) == {"new"} else "stale"
-    return "intact" if read == "read-ok" and data == "intact" else read + "+" + data
+    read = R.judge(ctx, backend, mw.window, pages=[(m.iova, m.size)], focus=True)
+    return mw.outcome(read, [m])
 
 
 def run_dirty_rate(ctx, backend):
@@ -167,26 +121,9 @@ def run_dirty_rate(ctx, backend):
     drv = bring_up_passthrough(v)
     m = g.Mapping(TARGET, TARGET)
     g.fill_old(v, [m])
-    state = {}
-
-    def action():
-        state["dma"] = g.device_write(v, [m])
-        block(drv)
-
-    w = R.dirty_rate_window(v, backend, action)
-    if w.error:
-        ctx.note("dirty-rate: " + w.error)
-        return "no-tracking"
-    window = R.window_events(v, w.start_seq, w.end_seq)
-    note_window(ctx, v, window)
-    periodic = R.periodic_reads(window)
-    if w.ordering_lost or periodic:
-        ctx.note("ordering lost: %s %s" % (w.ordering_lost or "", [R.H.fmt(e) for e in periodic]))
-        return "ordering-lost"
-    for _, reply in state.get("dma", []):
-        if not reply.get("ok"):
-            ctx.note("device DMA to 0x%x failed: %s" % (TARGET, reply))
-            return "dma-failed"
+    window, stop = dirty_rate_run(ctx, v, backend, [m], lambda: block(drv), note_window)
+    if stop:
+        return stop
     return R.judge(ctx, backend, window, pages=[(TARGET, g.PAGE)], focus=True)
 
 

@@ -46,12 +46,12 @@ upto-11 (the queue before the ram_addr follow-up): "read-ok+stale": the
 """
 
 import guestdma as g
-import vm as vmmod
-from scenario import Case, reason_key
+from scenario import Case
 from scenarios import unmap_reads as R
 from scenarios.memory_limit import big_ram_args
+from scenarios.migration_window import MigrationWindow, migration_kw
 from scenarios.passthrough_to_blocked import run_passthrough_to_blocked
-from scenarios.teardown_during_migration import migration_kw, run_migration as run_teardown_migration
+from scenarios.teardown_during_migration import run_migration as run_teardown_migration
 
 DID = 1
 IOVA = 0x10000
@@ -96,56 +96,30 @@ def run_unmap(ctx, backend, layout=SPLIT_3G):
     m = g.Mapping(IOVA, layout.target)
     kw = migration_kw(backend)
     kw.update(layout.vm_kw())
-    src, dst = ctx.start_pair(**kw)
-    reasons = src.blocked_reasons()
+    mw = MigrationWindow(ctx, **kw)
+    src = mw.src
     drv = ctx.guest_iommu(src, DID)
     g.map_all(drv, DID, [m])
     g.fill_old(src, [m])
-    state = {}
-
-    def action():
-        state["seq"] = src.event_seq()
-        state["dma"] = g.device_write(src, [m])
-        drv.unmap(DID, m.iova, m.size)
-        state["end"] = src.event_seq()
-
     try:
-        r = g.migrate_with_window(src, dst, [m], action, ballast_gpa=layout.ballast)
+        stop = mw.run([m], lambda: drv.unmap(DID, m.iova, m.size), ballast_gpa=layout.ballast)
     except Exception:           # the source QEMU may have died under us
         if crashed(src):
-            window = R.window_events(src, state.get("seq", -1), 1 << 62)
+            window = R.window_events(src, mw.state.get("seq", -1), 1 << 62)
             ctx.note("source QEMU died (rc %s) during the unmap; last hostsim events:"
                      % src.proc.returncode)
             for line in R.H.fmt_all(window)[-6:]:
                 ctx.note("  " + line)
             return "crashed[signal %d]" % -src.proc.returncode
         raise
-    ctx.note("migration: " + r.summary())
-    if r.refused:
-        ctx.note("blocked-reasons: %s" % reasons)
-        return "blocked[%s]" % reason_key(r.refused)
-    if r.ordering_lost:
-        return "ordering-lost"
-    for _, reply in state.get("dma", []):
-        if not reply.get("ok"):
-            ctx.note("device DMA through %r failed: %s" % (m, reply))
-            return "dma-failed"
-    window = R.window_events(src, state["seq"], state["end"])
+    if stop:
+        return stop
     ctx.note("hostsim events during the unmap (src):")
-    for line in R.H.fmt_all(window):
+    for line in R.H.fmt_all(mw.window):
         ctx.note("  " + line)
     note_trace(ctx, src)
-    read = R.judge(ctx, backend, window, pages=[(m.iova, m.size)], focus=True)
-    if not r.completed:
-        return read + "+migrate-failed"
-    pages = g.check_pages(dst, [m])
-    for gpa, st in sorted(pages.items()):
-        ctx.note("destination gpa 0x%x: %s" % (gpa, st))
-    ctx.measures["pages_lost"] = sum(1 for st in pages.values() if st != "new")
-    data = "intact" if set(pages.values()) == {"new"} else "stale"
-    if read == "read-ok" and data == "intact":
-        return "intact"
-    return read + "+" + data
+    read = R.judge(ctx, backend, mw.window, pages=[(m.iova, m.size)], focus=True)
+    return mw.outcome(read, [m])
 
 
 def run_passthrough(ctx, backend, layout=SPLIT_3G):

@@ -38,30 +38,15 @@ e2e/teardown-dirty-rate/<backend>
 
 import guestdma as g
 import vm as vmmod
-from scenario import Case, reason_key
+from scenario import Case
 from scenarios import unmap_reads as R
+from scenarios.migration_window import (MigrationWindow, dirty_rate_run, dirty_rate_kw,
+                                        migration_kw)
 
 DID = 1
 MAPS = [g.Mapping(0x10000, 0x200000),
         g.Mapping(0x40000000, 0x2345000),
         g.Mapping(0x500000000000, 0x3456000)]
-
-
-def migration_kw(backend):
-    """A device that migrates with IOMMU dirty tracking on the fork."""
-    if backend == "iommufd":
-        return dict(backend="iommufd", hostsim_cfg={"dma_logging": "off", "iommu_dirty": "on"})
-    return dict(backend="legacy", enable_migration="on",
-                hostsim_cfg={"dma_logging": "off", "type1.migration_cap": "on",
-                             "type1.dirty": "precise"})
-
-
-def dirty_rate_kw(backend):
-    """The same device, but realizable on the base too (no
-    enable-migration=on): dirty tracking comes from calc-dirty-rate."""
-    kw = migration_kw(backend)
-    kw.pop("enable_migration", None)
-    return kw
 
 
 def teardown(drv):
@@ -107,43 +92,16 @@ def run_migration(ctx, backend, maps=MAPS, vm_kw=None, ballast_gpa=g.BALLAST_GPA
     ballast_gpa let scenarios/ram_above_4g.py use other guest layouts."""
     kw = migration_kw(backend)
     kw.update(vm_kw or {})
-    src, dst = ctx.start_pair(**kw)
-    reasons = src.blocked_reasons()
-    drv = ctx.guest_iommu(src, DID)
+    mw = MigrationWindow(ctx, **kw)
+    drv = ctx.guest_iommu(mw.src, DID)
     g.map_all(drv, DID, maps)
-    g.fill_old(src, maps)
-    state = {}
-
-    def action():
-        state["seq"] = src.event_seq()
-        state["dma"] = g.device_write(src, maps)
-        teardown(drv)
-        state["end"] = src.event_seq()
-
-    r = g.migrate_with_window(src, dst, maps, action, ballast_gpa=ballast_gpa)
-    ctx.note("migration: " + r.summary())
-    if r.refused:
-        ctx.note("blocked-reasons: %s" % reasons)
-        return "blocked[%s]" % reason_key(r.refused)
-    if r.ordering_lost:
-        return "ordering-lost"
-    for m, reply in state.get("dma", []):
-        if not reply.get("ok"):
-            ctx.note("device DMA through %r failed: %s" % (m, reply))
-            return "dma-failed"
-    window = R.window_events(src, state["seq"], state["end"])
-    note_window(ctx, src, window)
-    harvest = harvest_label(ctx, src, backend, window, maps)
-    if not r.completed:
-        return harvest + "+migrate-failed"
-    pages = g.check_pages(dst, maps)
-    for gpa, st in sorted(pages.items()):
-        ctx.note("destination gpa 0x%x: %s" % (gpa, st))
-    ctx.measures["pages_lost"] = sum(1 for st in pages.values() if st != "new")
-    data = "intact" if set(pages.values()) == {"new"} else "stale"
-    if harvest == "per-mapping" and data == "intact":
-        return "intact"
-    return harvest + "+" + data
+    g.fill_old(mw.src, maps)
+    stop = mw.run(maps, lambda: teardown(drv), ballast_gpa=ballast_gpa)
+    if stop:
+        return stop
+    note_window(ctx, mw.src, mw.window)
+    harvest = harvest_label(ctx, mw.src, backend, mw.window, maps)
+    return mw.outcome(harvest, maps, ok="per-mapping")
 
 
 def run_dirty_rate(ctx, backend):
@@ -151,26 +109,9 @@ def run_dirty_rate(ctx, backend):
     drv = ctx.guest_iommu(v, DID)
     g.map_all(drv, DID, MAPS)
     g.fill_old(v, MAPS)
-    state = {}
-
-    def action():
-        state["dma"] = g.device_write(v, MAPS)
-        teardown(drv)
-
-    w = R.dirty_rate_window(v, backend, action)
-    if w.error:
-        ctx.note("dirty-rate: " + w.error)
-        return "no-tracking"
-    window = R.window_events(v, w.start_seq, w.end_seq)
-    note_window(ctx, v, window)
-    periodic = R.periodic_reads(window)
-    if w.ordering_lost or periodic:
-        ctx.note("ordering lost: %s %s" % (w.ordering_lost or "", [R.H.fmt(e) for e in periodic]))
-        return "ordering-lost"
-    for m, reply in state.get("dma", []):
-        if not reply.get("ok"):
-            ctx.note("device DMA through %r failed: %s" % (m, reply))
-            return "dma-failed"
+    window, stop = dirty_rate_run(ctx, v, backend, MAPS, lambda: teardown(drv), note_window)
+    if stop:
+        return stop
     return harvest_label(ctx, v, backend, window, MAPS)
 
 

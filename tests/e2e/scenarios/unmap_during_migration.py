@@ -35,7 +35,10 @@ ordering-lost, device-write-not-visible).
 
 import guestdma as g
 import hostlog as H
-from scenario import Case, reason_key
+from scenario import Case
+from scenarios.migration_window import MigrationWindow
+# backend_kw: the device these cases migrate, also used by other scenarios.
+from scenarios.migration_window import migration_kw as backend_kw
 
 DID = 1
 # pte: the exact case of SERIES.md weak spot 1.
@@ -44,14 +47,6 @@ PTE_MAPS = [g.Mapping(0x10000, 0x200000)]
 PDE_MAPS = [g.Mapping(0x40000000, 0x2000000),
             g.Mapping(0x40001000, 0x2345000),
             g.Mapping(0x40005000, 0x3456000)]
-
-
-def backend_kw(backend):
-    if backend == "iommufd":
-        return dict(backend="iommufd", hostsim_cfg={"dma_logging": "off", "iommu_dirty": "on"})
-    return dict(backend="legacy", enable_migration="on",
-                hostsim_cfg={"dma_logging": "off", "type1.migration_cap": "on",
-                             "type1.dirty": "precise"})
 
 
 def guest_unmap(drv, variant, maps):
@@ -120,34 +115,17 @@ def run_unmap_during_migration(ctx, backend, variant, queued=False, hostsim_cfg=
     maps = PTE_MAPS if variant == "pte" else PDE_MAPS
     kw = backend_kw(backend)
     kw["hostsim_cfg"].update(hostsim_cfg or {})
-    src, dst = ctx.start_pair(**kw)
-    reasons = src.blocked_reasons()
+    mw = MigrationWindow(ctx, **kw)
+    src, dst = mw.src, mw.dst
     drv = ctx.guest_iommu(src, DID, queued=queued)
     g.map_all(drv, DID, maps)
     g.fill_old(src, maps)
     mapped = H.maps_of(src.events())
     ctx.note("host MAP calls after guest mapping: %s" % [H.fmt(e) for e in mapped][-4:])
-    state = {}
-
-    def action():
-        state["seq"] = src.event_seq()
-        state["dma"] = g.device_write(src, maps)
-        state["range"] = guest_unmap(drv, variant, maps)
-        state["after_unmap"] = src.event_seq()
-
-    r = g.migrate_with_window(src, dst, maps, action)
-    ctx.note("migration: " + r.summary())
-    if r.refused:
-        ctx.note("blocked-reasons: %s" % reasons)
-        return "blocked[%s]" % reason_key(r.refused)
-    if r.ordering_lost:
-        return "ordering-lost"
-    for m, reply in state.get("dma", []):
-        if not reply.get("ok"):
-            ctx.note("device DMA through %r failed: %s" % (m, reply))
-            return "dma-failed"
-    events = src.events()
-    window = [e for e in events if state["seq"] < e["seq"] <= state["after_unmap"]]
+    stop = mw.run(maps, lambda: guest_unmap(drv, variant, maps))
+    if stop:
+        return stop
+    window = mw.window
     ctx.note("hostsim events during the unmap (source):")
     for line in H.fmt_all(window):
         ctx.note("  " + line)
@@ -163,7 +141,7 @@ def run_unmap_during_migration(ctx, backend, variant, queued=False, hostsim_cfg=
     ctx.measures["dirty_at_unmap"] = sum(
         e.get("dirty_pages", 0) for e in window
         if e.get("call") in (H.GET_DIRTY, H.TYPE1_UNMAP))
-    if not r.completed:
+    if not mw.result.completed:
         return read + "+migrate-failed"
     written = g.check_pages(src, maps)
     if set(written.values()) != {"new"}:
