@@ -10,6 +10,8 @@ import json
 import socket
 import time
 
+from unix_client import UnixClient
+
 
 class QMPError(Exception):
     """A command answered with {"error": {...}}."""
@@ -26,41 +28,20 @@ class QMPTimeout(Exception):
     pass
 
 
-class QMP:
+class QMP(UnixClient):
     def __init__(self, path, timeout=30.0):
-        self.path = path
-        self.timeout = timeout
+        super().__init__(path, timeout)
         self.events = []
         self.transcript = []      # (direction, text) kept for failure reports
-        self.sock = None
-        self.buf = b""
         self._next_id = 1
 
     def connect(self, deadline=10.0):
-        end = time.monotonic() + deadline
-        while True:
-            try:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.connect(self.path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                s.close()
-                if time.monotonic() > end:
-                    raise
-                time.sleep(0.05)
-        self.sock = s
+        self._connect_socket(deadline)
         greeting = self._read_msg(self.timeout)
         if "QMP" not in greeting:
             raise RuntimeError("unexpected QMP greeting: %r" % greeting)
         self.command("qmp_capabilities")
         return self
-
-    def close(self):
-        if self.sock:
-            try:
-                self.sock.close()
-            finally:
-                self.sock = None
 
     def _read_msg(self, timeout):
         end = time.monotonic() + timeout

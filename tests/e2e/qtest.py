@@ -12,44 +12,23 @@ the guest-physical address space the guest OS would see.
 """
 
 import base64
-import socket
 import struct
-import time
+
+from unix_client import UnixClient
 
 
 class QTestError(Exception):
     pass
 
 
-class QTest:
+class QTest(UnixClient):
     def __init__(self, path, timeout=60.0):
-        self.path = path
-        self.timeout = timeout
-        self.sock = None
-        self.buf = b""
+        super().__init__(path, timeout)
 
     def connect(self, deadline=10.0):
-        end = time.monotonic() + deadline
-        while True:
-            try:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.connect(self.path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                s.close()
-                if time.monotonic() > end:
-                    raise
-                time.sleep(0.05)
-        s.settimeout(self.timeout)
-        self.sock = s
+        self._connect_socket(deadline)
+        self.sock.settimeout(self.timeout)
         return self
-
-    def close(self):
-        if self.sock:
-            try:
-                self.sock.close()
-            finally:
-                self.sock = None
 
     def _line(self):
         while b"\n" not in self.buf:
