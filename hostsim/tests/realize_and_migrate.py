@@ -161,25 +161,37 @@ def bar_dma_check(q, label, devfn=0x28, bar=0xfe000000):
         "%#x %#x %s" % (status, magic, mem.hex()))
 
 
-def run_realize(binary, tag, backend, qtest, workdir, sysfs, kernel="6.14"):
-    label = "%s %s %s" % (tag, backend, "qtest" if qtest else "tcg")
+def with_qemu(label, start, checks, what="QEMU started and answered"):
+    """checks(q) on the QEMU that start() creates, once connected.  An
+    exception (a crash, a hang) is a failure of the group, "label: what";
+    the QEMU is stopped in any case."""
     q = None
     try:
-        q = Qemu(binary, LIB, workdir, "r-%s-%s-%s" % (tag, backend, qtest),
-                 {"kernel": kernel, "device.name": DEV_NAME},
-                 device_args(sysfs, backend, viommu=True, extra=",addr=5"),
-                 qtest=qtest)
+        q = start()
         q.connect()
-        realize_checks(q, backend, label)
-        if qtest:
-            dma_checks(q, label)
-            bar_dma_check(q, label)
-    except Exception as e:  # a crash or a hang is a failure of this check
-        tap(False, "%s: QEMU started and answered" % label,
+        checks(q)
+    except Exception as e:
+        tap(False, "%s: %s" % (label, what),
             "%r\n%s" % (e, q.stderr() if q else ""))
     finally:
         if q:
             q.stop()
+
+
+def run_realize(binary, tag, backend, qtest, workdir, sysfs, kernel="6.14"):
+    label = "%s %s %s" % (tag, backend, "qtest" if qtest else "tcg")
+
+    def checks(q):
+        realize_checks(q, backend, label)
+        if qtest:
+            dma_checks(q, label)
+            bar_dma_check(q, label)
+
+    with_qemu(label, lambda: Qemu(
+        binary, LIB, workdir, "r-%s-%s-%s" % (tag, backend, qtest),
+        {"kernel": kernel, "device.name": DEV_NAME},
+        device_args(sysfs, backend, viommu=True, extra=",addr=5"),
+        qtest=qtest), checks)
 
 
 def run_612(binary, tag, workdir, sysfs, expect_crash):
@@ -218,18 +230,13 @@ def run_fd_passing(binary, tag, workdir):
     label = "%s fd passing + memfd RAM" % tag
     ifd = os.open("/dev/null", os.O_RDWR)
     dfd = os.open("/dev/null", os.O_RDWR)
-    q = None
-    try:
-        args = ["-object", "memory-backend-memfd,id=mem,size=256M",
-                "-machine", "memory-backend=mem",
-                "-object", "iommufd,id=ifd0,fd=%d" % ifd,
-                "-device", "intel-iommu,caching-mode=on",
-                "-device", "vfio-pci,fd=%d,iommufd=ifd0,id=hostdev0" % dfd]
-        q = Qemu(binary, LIB, workdir, "fd-%s" % tag,
-                 {"kernel": "6.14", "device.name": DEV_NAME,
-                  "fd.iommufd": ifd, "fd.device": dfd}, args, qtest=True,
-                 pass_fds=(ifd, dfd))
-        q.connect()
+    args = ["-object", "memory-backend-memfd,id=mem,size=256M",
+            "-machine", "memory-backend=mem",
+            "-object", "iommufd,id=ifd0,fd=%d" % ifd,
+            "-device", "intel-iommu,caching-mode=on",
+            "-device", "vfio-pci,fd=%d,iommufd=ifd0,id=hostdev0" % dfd]
+
+    def checks(q):
         seq = [c for c in IOMMUFD_SEQ if c != "open"]
         seq[seq.index("IOMMU_IOAS_MAP")] = "IOMMU_IOAS_MAP_FILE"
         realize_checks(q, "iommufd", label, seq)
@@ -240,12 +247,14 @@ def run_fd_passing(binary, tag, workdir):
         tap(not any(e["call"] == "open" for e in ev),
             "%s: no device node opened" % label)
         dma_checks(q, label)
-    except Exception as e:
-        tap(False, "%s: QEMU started and answered" % label,
-            "%r\n%s" % (e, q.stderr() if q else ""))
+
+    try:
+        with_qemu(label, lambda: Qemu(
+            binary, LIB, workdir, "fd-%s" % tag,
+            {"kernel": "6.14", "device.name": DEV_NAME,
+             "fd.iommufd": ifd, "fd.device": dfd}, args, qtest=True,
+            pass_fds=(ifd, dfd)), checks)
     finally:
-        if q:
-            q.stop()
         os.close(ifd)
         os.close(dfd)
 
@@ -261,23 +270,18 @@ def run_two_devices(binary, tag, workdir, sysfs, sysfs2, shared_as):
     label = "%s two devices (%s)" % (
         tag, "iommufd x2, one address space" if shared_as else
         "legacy + iommufd")
-    q = None
-    try:
-        args = ["-object", "iommufd,id=ifd0", "-object", "iommufd,id=ifd1",
-                "-device", "intel-iommu,caching-mode=on",
-                "-device", "pcie-pci-bridge,id=br0"]
-        if shared_as:
-            args += ["-device", "vfio-pci,sysfsdev=%s,bus=br0,addr=1,id=hd0,"
-                                "iommufd=ifd0" % sysfs]
-        else:
-            args += ["-device", "vfio-pci,sysfsdev=%s,id=hd0" % sysfs]
-        args += ["-device", "vfio-pci,sysfsdev=%s,bus=br0,addr=2,id=hd1,"
-                            "iommufd=ifd1" % sysfs2]
-        q = Qemu(binary, LIB, workdir, "two-%s-%s" % (tag, shared_as),
-                 {"kernel": "6.14", "device.name": DEV_NAME,
-                  "device1.name": DEV_NAME2, "device1.group": 43,
-                  "device1.cdev": 1}, args, qtest=True)
-        q.connect()
+    args = ["-object", "iommufd,id=ifd0", "-object", "iommufd,id=ifd1",
+            "-device", "intel-iommu,caching-mode=on",
+            "-device", "pcie-pci-bridge,id=br0"]
+    if shared_as:
+        args += ["-device", "vfio-pci,sysfsdev=%s,bus=br0,addr=1,id=hd0,"
+                            "iommufd=ifd0" % sysfs]
+    else:
+        args += ["-device", "vfio-pci,sysfsdev=%s,id=hd0" % sysfs]
+    args += ["-device", "vfio-pci,sysfsdev=%s,bus=br0,addr=2,id=hd1,"
+                        "iommufd=ifd1" % sysfs2]
+
+    def checks(q):
         # query-pci does not show devices behind a bridge the firmware has
         # not numbered yet: ask QOM instead
         real = [q.qmp.try_command("qom-get", path="/machine/peripheral/" + d,
@@ -303,25 +307,20 @@ def run_two_devices(binary, tag, workdir, sysfs, sysfs2, shared_as):
             tap(sum(1 for e in ev if e["call"] == "open" and
                     e.get("path") == "/dev/iommu") == 2,
                 "%s: two iommufd contexts" % label, ioas)
-    except Exception as e:
-        tap(False, "%s: QEMU started and answered" % label,
-            "%r\n%s" % (e, q.stderr() if q else ""))
-    finally:
-        if q:
-            q.stop()
+
+    with_qemu(label, lambda: Qemu(
+        binary, LIB, workdir, "two-%s-%s" % (tag, shared_as),
+        {"kernel": "6.14", "device.name": DEV_NAME,
+         "device1.name": DEV_NAME2, "device1.group": 43,
+         "device1.cdev": 1}, args, qtest=True), checks)
 
 
 def run_viommu(binary, tag, backend, workdir, sysfs):
     """The guest (qtest) turns on VT-d translation: QEMU must map exactly
     the guest's IOVA -> GPA entries, and the device's DMA must follow."""
     label = "%s vIOMMU translation %s" % (tag, backend)
-    q = None
-    try:
-        args = device_args(sysfs, backend, viommu=True, extra=",addr=5")
-        q = Qemu(binary, LIB, workdir, "viommu-%s-%s" % (tag, backend),
-                 {"kernel": "6.14", "device.name": DEV_NAME}, args,
-                 qtest=True)
-        q.connect()
+
+    def checks(q):
         vtd = VTd(q.qtest, VTD_POOL, VTD_POOL_SIZE)
         vtd.init()
         vtd.attach(0, 5 << 3, DID)          # 00:05.0 (addr=5)
@@ -350,11 +349,12 @@ def run_viommu(binary, tag, backend, workdir, sysfs):
             any(e["call"] == unmap and e.get("iova") == 0x10000 for e in ev),
             "%s: guest unmap + invalidation unmaps in the host" % label, r)
         tap(not hostsim.unhandled(ev), "%s: no unhandled request" % label)
-    except Exception as e:
-        tap(False, "%s: run" % label, "%r\n%s" % (e, q.stderr() if q else ""))
-    finally:
-        if q:
-            q.stop()
+
+    with_qemu(label, lambda: Qemu(
+        binary, LIB, workdir, "viommu-%s-%s" % (tag, backend),
+        {"kernel": "6.14", "device.name": DEV_NAME},
+        device_args(sysfs, backend, viommu=True, extra=",addr=5"),
+        qtest=True), checks, what="run")
 
 
 def wait_migration(q, timeout=120):
