@@ -18,6 +18,8 @@ packages=(
 	seabios ipxe-qemu
 	# The project's own tests.
 	python3-pytest
+	# test-io-channel-command of QEMU's unit suite skips without it.
+	socat
 )
 backports=(meson python3-pycotap)
 missing=()
