@@ -16,8 +16,6 @@ packages=(
 	python3 python3-venv device-tree-compiler
 	# Firmware for q35 guests and the x86 qtests: the +ds tarball has none.
 	seabios ipxe-qemu
-	# The project's own tests.
-	python3-pytest
 	# test-io-channel-command of QEMU's unit suite skips without it.
 	socat
 )
