@@ -42,6 +42,7 @@ says which points ran.
 
 import os
 import shutil
+import subprocess
 import time
 import traceback
 
@@ -164,7 +165,13 @@ def run_once(workdir, binary, backend, fault=None, timeout=30.0, startup_only_co
         except (OSError, EOFError) as e:
             # The destination went away under the test's feet (a failed
             # source migration cuts the stream and the destination exits
-            # while the test reads its RAM): follow the source alone.
+            # while the test reads its RAM): follow the source alone.  The
+            # exiting destination may not be reaped yet: give it a moment.
+            if dst.alive():
+                try:
+                    dst.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
             if not src.alive() or dst.alive():
                 raise
             facts.append("destination exited (rc=%s) during the migration: %r"
@@ -280,8 +287,12 @@ def sweep(ctx, backend, stride=None):
             # after the container is set up (vfio_listener_region_add(),
             # unchanged by the series).  It is the series' problem only if
             # the base does not do the same at the same point.
-            b_out, b_facts, _ = run_once(wd + "-base", config.QEMU_BASE, backend, fault=spec,
-                                         startup_only_config=True)
+            if not os.access(config.QEMU_BASE, os.X_OK):
+                facts.append("cannot compare with the base: no binary at %s" % config.QEMU_BASE)
+                b_out, b_facts = "missing", []
+            else:
+                b_out, b_facts, _ = run_once(wd + "-base", config.QEMU_BASE, backend,
+                                             fault=spec, startup_only_config=True)
             shutil.rmtree(wd + "-base", ignore_errors=True)
             if b_out == "crashed" and any(HW_ERROR in f for f in b_facts):
                 outcome = "upstream-abort"

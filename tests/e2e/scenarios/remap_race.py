@@ -22,13 +22,34 @@ QEMU's periodic sync replays the vIOMMU's mappings to know which IOVAs
 to read and where to mark their dirty bits.  Replaying the *current*
 page table, the sync of step 4 marks the bit of G1 on G2: G1 arrives
 stale ("lost"), as on the commit before "intel_iommu: Replay the
-recorded translation of an entry changed in place", which replays the
+recorded translation of entries not invalidated yet", which replays the
 translation the host still maps (the address space's recorded mapping)
 instead.  Found by the churn (its in-place "remap" op), made
 deterministic here.
 
 Labels: "intact", "lost", "no-sync-in-window" (the sync did not read the
 IOVA between steps 3 and 5), "blocked[...]", "realize-failed[...]".
+"""
+
+CLEAR_DOC = """A PTE cleared, and the VM stopped for switchover before the
+guest invalidated it.
+
+  1. guest maps IOVA 0x10000 -> G1; migration iterates (as above);
+  2. once G1 was sent, the device writes "new" into G1 through the IOVA;
+  3. the guest zeroes the PTE, as Linux unmaps, and the VM stops for the
+     switchover before its invalidation (a vCPU can be stopped between
+     the two); the invalidation would happen on the destination;
+  4. G1 must hold "new" on the destination.
+
+No UNMAP reaches QEMU's VFIO code on the source, so only a dirty sync
+can read the IOVA's dirty bit, the final one at the latest.  Replaying
+the current page table, the syncs skip the cleared entry although the
+host still maps it: G1 arrives stale ("lost").  With the recorded
+mapping replayed the sync reads it: "intact".
+
+Labels: "intact", "lost", "ordering-lost" (a sync read the IOVA between
+the device write and the PTE clear), "blocked[...]",
+"realize-failed[...]".
 """
 
 import time
@@ -122,14 +143,65 @@ def run_remap(ctx, backend, mode="legacy"):
     return "intact" if st == "new" else "lost"
 
 
+def run_clear(ctx, backend, mode="legacy"):
+    src, dst = ctx.start_pair(iommu_props=vm_modes.iommu_props(mode), **backend_kw(backend))
+    drv = vm_modes.bring_up(src, mode, DID)
+    m1 = g.Mapping(IOVA, G1)
+    drv.map(DID, IOVA, G1, g.PAGE)
+    g.fill_old(src, [m1])
+    src.qmp.command("migrate-set-parameters",
+                    **{"avail-switchover-bandwidth": churn.BANDWIDTH})
+    migration.ballast(src, churn.BALLAST_GPA, churn.BALLAST_SIZE)
+    state = {}
+
+    def hook(r):
+        t0 = time.monotonic()
+        while set(g.check_pages(dst, [m1]).values()) != {"old"}:
+            if time.monotonic() - t0 > 30:
+                raise TimeoutError("G1 never reached the destination")
+            src.qt.memset(churn.KEEPALIVE_GPA, churn.KEEPALIVE_SIZE, 2)
+            time.sleep(0.01)
+        state["seq_dma"] = src.event_seq()
+        state["dma"] = src.ctl.dma(IOVA, g.PAGE, g.new_pattern(G1))
+        drv.unmap(DID, IOVA, g.PAGE, invalidate=False)   # never invalidated here
+        state["seq_pte"] = src.event_seq()
+        src.qmp.command("migrate-set-parameters", **{"downtime-limit": 300})
+
+    r = migration.migrate(src, dst, pause=False, active_hook=hook,
+                          bandwidth=churn.BANDWIDTH, downtime_limit=1, timeout=60.0)
+    ctx.note("migration: " + r.summary().replace(" ORDERING LOST:", " (expected, syncs ran):"))
+    if r.refused:
+        return "blocked[%s]" % reason_key(r.refused)
+    if not state.get("dma", {}).get("ok"):
+        ctx.note("device DMA: %s" % state.get("dma"))
+        return "dma-failed"
+    if not r.completed:
+        return "migrate-failed"
+    for l in src.trace_lines("vfio_container_query_dirty_bitmap iova=0x%x " % IOVA):
+        ctx.note("  trace: " + l)
+    early = [e for e in src.events() if state["seq_dma"] < e["seq"] <= state["seq_pte"]
+             and e.get("call") in (H.GET_DIRTY, H.TYPE1_DIRTY)
+             and e.get("iova", -1) <= IOVA < e.get("iova", -1) + (H.length(e) or 0)]
+    if early:
+        ctx.note("read between the device write and the PTE clear: " + H.fmt(early[0]))
+        return "ordering-lost"
+    st = g.check_pages(dst, [m1])[G1]
+    ctx.note("destination G1 (0x%x): %s" % (G1, st))
+    ctx.measures.update({"pages_compared": 1, "pages_lost": 0 if st == "new" else 1})
+    return "intact" if st == "new" else "lost"
+
+
 def cases():
     before = config.build_before(FIX)
     out = []
     for backend in ("iommufd", "legacy"):
+        blocked = "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]"
         out.append(Case(
             "e2e/remap-in-place-during-sync/%s" % backend,
-            {"fork": "intact",
-             "base": "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]",
-             before: "lost"},
+            {"fork": "intact", "base": blocked, before: "lost"},
             lambda ctx, b=backend: run_remap(ctx, b), __doc__))
+        out.append(Case(
+            "e2e/clear-before-switchover/%s" % backend,
+            {"fork": "intact", "base": blocked, before: "lost"},
+            lambda ctx, b=backend: run_clear(ctx, b), CLEAR_DOC))
     return out
