@@ -7,16 +7,53 @@ private_apt_dir() {
 	echo "${OUT:?}/apt"
 }
 
+# The Debian mirror the system's apt uses for its main archive: the first
+# URI of a source for bookworm (deb822 .sources or one-line format).
+system_debian_mirror() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk 'BEGIN { RS = ""; FS = "\n" }
+		/(^|\n)Suites:[^\n]*bookworm( |$|\n)/ {
+			for (i = 1; i <= NF; i++)
+				if ($i ~ /^URIs:/) { split($i, a, /[ \t]+/); print a[2]; exit }
+		}' "$f"
+	done | head -n 1 | grep . && return 0
+	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+		awk '$1 == "deb" && $0 ~ / bookworm / {
+			for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; exit }
+		}' | head -n 1 | grep .
+}
+
+# The sources list the private apt reads: base/apt-sources.list with the
+# system's Debian mirror filled in, or $PRIVATE_APT_SOURCES as it is.
+private_apt_sources() {
+	local d mirror
+	if [ -n "${PRIVATE_APT_SOURCES:-}" ]; then
+		echo "$PRIVATE_APT_SOURCES"
+		return 0
+	fi
+	d=$(private_apt_dir)
+	mirror=${DEBIAN_MIRROR:-$(system_debian_mirror)} || {
+		echo "private apt: no Debian mirror for bookworm in the system's apt sources; set DEBIAN_MIRROR=<URI of a Debian archive>" >&2
+		return 1
+	}
+	mkdir -p "$d"
+	sed "s|@MIRROR@|$mirror|" "$(dirname "${BASH_SOURCE[0]}")/apt-sources.list" >"$d/sources.list"
+	echo "$d/sources.list"
+}
+
 private_apt() {
 	local tool=$1; shift
-	local d
+	local d sources
 	d=$(private_apt_dir)
+	sources=$(private_apt_sources) || return 1
 	mkdir -p "$d/state/lists/partial" "$d/cache/archives/partial" \
 		"$d/etc/sources.list.d" "$d/etc/preferences.d"
 	"$tool" \
 		-o Dir::State="$d/state" \
 		-o Dir::Cache="$d/cache" \
-		-o Dir::Etc::SourceList="${PRIVATE_APT_SOURCES:-$(dirname "${BASH_SOURCE[0]}")/apt-sources.list}" \
+		-o Dir::Etc::SourceList="$sources" \
 		-o Dir::Etc::SourceParts="$d/etc/sources.list.d" \
 		-o Dir::Etc::Preferences="$d/etc/preferences" \
 		-o Dir::Etc::PreferencesParts="$d/etc/preferences.d" \

@@ -65,7 +65,13 @@ if [ ${#need_bpo[@]} -gt 0 ]; then
 		exit 1
 	}
 	mkdir -p "$OUT/apt/debs"
-	(cd "$OUT/apt/debs" && private_apt apt-get -q download "${need_bpo[@]}") >&2
+	# One retry after a fresh update: apt's cache can lag the new lists.
+	(cd "$OUT/apt/debs" && private_apt apt-get -q download "${need_bpo[@]}") >&2 ||
+		{ private_apt_update &&
+		  (cd "$OUT/apt/debs" && private_apt apt-get -q download "${need_bpo[@]}") >&2; } || {
+		echo "deps: downloading ${need_bpo[*]} from bookworm-backports failed (see above)" >&2
+		exit 1
+	}
 	for p in "${need_bpo[@]}"; do
 		debs+=("$(ls -t "$OUT/apt/debs/${p}_"*.deb | head -n 1)")
 	done
