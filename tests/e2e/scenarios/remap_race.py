@@ -71,6 +71,22 @@ G2 = 0x300000
 FIX = "Replay-the-recorded-translation"
 
 
+def _migrate_through(ctx, src, dst, hook, state):
+    """Migrate with the window `hook` in the active phase; the label of a
+    migration that did not get as far as the page check, or None."""
+    r = migration.migrate(src, dst, pause=False, active_hook=hook,
+                          bandwidth=churn.BANDWIDTH, downtime_limit=1, timeout=60.0)
+    ctx.note("migration: " + r.summary().replace(" ORDERING LOST:", " (expected, syncs ran):"))
+    if r.refused:
+        return "blocked[%s]" % reason_key(r.refused)
+    if not state.get("dma", {}).get("ok"):
+        ctx.note("device DMA: %s" % state.get("dma"))
+        return "dma-failed"
+    if not r.completed:
+        return "migrate-failed"
+    return None
+
+
 def run_remap(ctx, backend, mode="legacy"):
     src, dst = ctx.start_pair(iommu_props=vm_modes.iommu_props(mode), **backend_kw(backend))
     drv = vm_modes.bring_up(src, mode, DID)
@@ -118,16 +134,9 @@ def run_remap(ctx, backend, mode="legacy"):
         drv.invalidate_range(DID, IOVA, g.PAGE)
         src.qmp.command("migrate-set-parameters", **{"downtime-limit": 300})
 
-    r = migration.migrate(src, dst, pause=False, active_hook=hook,
-                          bandwidth=churn.BANDWIDTH, downtime_limit=1, timeout=60.0)
-    ctx.note("migration: " + r.summary().replace(" ORDERING LOST:", " (expected, syncs ran):"))
-    if r.refused:
-        return "blocked[%s]" % reason_key(r.refused)
-    if not state.get("dma", {}).get("ok"):
-        ctx.note("device DMA: %s" % state.get("dma"))
-        return "dma-failed"
-    if not r.completed:
-        return "migrate-failed"
+    failed = _migrate_through(ctx, src, dst, hook, state)
+    if failed:
+        return failed
     window = [e for e in src.events() if state["seq_pte"] < e["seq"] <= state["seq_inv"]]
     reads = [e for e in window if e.get("call") in (H.GET_DIRTY, H.TYPE1_DIRTY)
              and e.get("iova", -1) <= IOVA < e.get("iova", -1) + (H.length(e) or 0)]
@@ -167,16 +176,9 @@ def run_clear(ctx, backend, mode="legacy"):
         state["seq_pte"] = src.event_seq()
         src.qmp.command("migrate-set-parameters", **{"downtime-limit": 300})
 
-    r = migration.migrate(src, dst, pause=False, active_hook=hook,
-                          bandwidth=churn.BANDWIDTH, downtime_limit=1, timeout=60.0)
-    ctx.note("migration: " + r.summary().replace(" ORDERING LOST:", " (expected, syncs ran):"))
-    if r.refused:
-        return "blocked[%s]" % reason_key(r.refused)
-    if not state.get("dma", {}).get("ok"):
-        ctx.note("device DMA: %s" % state.get("dma"))
-        return "dma-failed"
-    if not r.completed:
-        return "migrate-failed"
+    failed = _migrate_through(ctx, src, dst, hook, state)
+    if failed:
+        return failed
     for l in src.trace_lines("vfio_container_query_dirty_bitmap iova=0x%x " % IOVA):
         ctx.note("  trace: " + l)
     early = [e for e in src.events() if state["seq_dma"] < e["seq"] <= state["seq_pte"]
