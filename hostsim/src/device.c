@@ -526,23 +526,49 @@ static long region_check(struct hs_device *D, uint64_t off, size_t n,
     return 0;
 }
 
+/*
+ * What pread and pwrite on the device fd share: log the call, check the fd
+ * may access regions, that [off, off + n) lies in one region, and fault
+ * injection.  Returns 0 or -errno.
+ */
+static long region_access_begin(struct hs_call *c, const char *name, int fd,
+                                struct hs_devfd *d, off_t off, size_t n,
+                                uint32_t *index, uint64_t *roff)
+{
+    uint64_t rsize;
+    long rc;
+
+    hs_call_begin(c, name, fd);
+    hs_call_hex(c, "offset", (uint64_t)off);
+    hs_call_u64(c, "count", n);
+    rc = (!d->from_group && !d->bound) ? -EINVAL :
+         region_check(d->dev, (uint64_t)off, n, index, roff, &rsize);
+    if (!rc) {
+        int e = hs_fault_check(c);
+        rc = e ? -e : 0;
+    }
+    return rc;
+}
+
+/* Log the result and turn -errno into the libc convention. */
+static ssize_t region_access_end(struct hs_call *c, long rc)
+{
+    hs_call_end(c, rc < 0 ? -1 : rc, rc < 0 ? (int)-rc : 0);
+    if (rc < 0) {
+        errno = (int)-rc;
+        return -1;
+    }
+    return rc;
+}
+
 ssize_t hs_device_pread(int fd, struct hs_devfd *d, void *buf, size_t n,
                         off_t off)
 {
     struct hs_call c;
     uint32_t index;
-    uint64_t roff, rsize;
-    long rc;
+    uint64_t roff;
+    long rc = region_access_begin(&c, "pread", fd, d, off, n, &index, &roff);
 
-    hs_call_begin(&c, "pread", fd);
-    hs_call_hex(&c, "offset", (uint64_t)off);
-    hs_call_u64(&c, "count", n);
-    rc = (!d->from_group && !d->bound) ? -EINVAL :
-         region_check(d->dev, (uint64_t)off, n, &index, &roff, &rsize);
-    if (!rc) {
-        int e = hs_fault_check(&c);
-        rc = e ? -e : 0;
-    }
     if (!rc) {
         hs_call_u64(&c, "region", index);
         if (index == VFIO_PCI_CONFIG_REGION_INDEX) {
@@ -556,12 +582,7 @@ ssize_t hs_device_pread(int fd, struct hs_devfd *d, void *buf, size_t n,
         }
         rc = (long)n;
     }
-    hs_call_end(&c, rc < 0 ? -1 : rc, rc < 0 ? (int)-rc : 0);
-    if (rc < 0) {
-        errno = (int)-rc;
-        return -1;
-    }
-    return rc;
+    return region_access_end(&c, rc);
 }
 
 static void config_write(struct hs_device *D, uint64_t off,
@@ -588,18 +609,9 @@ ssize_t hs_device_pwrite(int fd, struct hs_devfd *d, const void *buf,
 {
     struct hs_call c;
     uint32_t index;
-    uint64_t roff, rsize;
-    long rc;
+    uint64_t roff;
+    long rc = region_access_begin(&c, "pwrite", fd, d, off, n, &index, &roff);
 
-    hs_call_begin(&c, "pwrite", fd);
-    hs_call_hex(&c, "offset", (uint64_t)off);
-    hs_call_u64(&c, "count", n);
-    rc = (!d->from_group && !d->bound) ? -EINVAL :
-         region_check(d->dev, (uint64_t)off, n, &index, &roff, &rsize);
-    if (!rc) {
-        int e = hs_fault_check(&c);
-        rc = e ? -e : 0;
-    }
     if (!rc) {
         uint64_t v = 0;
 
@@ -613,10 +625,5 @@ ssize_t hs_device_pwrite(int fd, struct hs_devfd *d, const void *buf,
         }
         rc = (long)n;
     }
-    hs_call_end(&c, rc < 0 ? -1 : rc, rc < 0 ? (int)-rc : 0);
-    if (rc < 0) {
-        errno = (int)-rc;
-        return -1;
-    }
-    return rc;
+    return region_access_end(&c, rc);
 }
