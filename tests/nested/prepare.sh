@@ -13,11 +13,7 @@ set -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$(cd "$here/../.." && pwd)/out}
 N=$OUT/nested
-KVER=6.12.117+deb12-amd64
-KABI=6.12.117+deb12
-KPKGVER=6.12.117-1~deb12u1
-PKGS="linux-image-$KVER-unsigned linux-headers-$KVER linux-headers-$KABI-common
-      linux-kbuild-$KABI linux-source-6.12 busybox-static"
+. "$here/pins.env"
 NICE="nice -n 5"
 JOBS=2
 
@@ -31,37 +27,27 @@ fail() {
 log() { echo "# nested prepare: $*" >&2; }
 
 mkdir -p "$N/pkgs" || { step=mkdir; fail "cannot create $N"; }
-# Build outputs are stamped with this script's hash, so a change to how they
-# are made rebuilds them instead of reusing a stale cache.
-STAMP=$(sha1sum "$0" | cut -c1-40)
+# Every output is stamped with the hash of this script and of the pins, so a
+# change to how it is made, or of the kernel version, rebuilds it instead of
+# reusing a stale cache.
+STAMP=$(cat "$0" "$here/pins.env" | sha1sum | cut -c1-40)
 fresh() { [ "$(cat "$1" 2>/dev/null)" = "$STAMP" ]; }
 
 # --- 1. download ----------------------------------------------------------
+# Each kernel package at its pinned version (pins.env), never the newest.
 step=download
-pkgfile() {  # cached .deb of package $1 at the pinned kernel version (any version for busybox)
+"$here/download.sh" "$N/pkgs" 2>"$N/pkgs/.download.log"
+rc=$?
+grep -v '^nested: ' "$N/pkgs/.download.log" >&2
+[ $rc = 0 ] || fail "$(sed -n 's/^nested: //p' "$N/pkgs/.download.log" | tail -n 1)"
+pkgfile() {  # the cached .deb of package $1 (download.sh leaves one per package)
     ls "$N/pkgs/$1"_*.deb 2>/dev/null | head -1
 }
-for p in $PKGS; do
-    [ -n "$(pkgfile "$p")" ] && continue
-    log "downloading $p"
-    if ! (cd "$N/pkgs" && apt-get download "$p" >"$N/pkgs/.apt.log" 2>&1); then
-        log "apt-get download $p failed, refreshing package lists once"
-        apt-get update >/dev/null 2>&1
-        (cd "$N/pkgs" && apt-get download "$p" >"$N/pkgs/.apt.log" 2>&1) ||
-            fail "package $p could not be downloaded: $(tail -1 "$N/pkgs/.apt.log")"
-    fi
-done
-for p in linux-image-$KVER-unsigned linux-headers-$KVER linux-source-6.12; do
-    case "$(pkgfile "$p")" in
-        *"_${KPKGVER}_"*) ;;
-        *) fail "package $p in $N/pkgs is not version $KPKGVER";;
-    esac
-done
 
 # --- 2. unpack ------------------------------------------------------------
 step=unpack
 R=$N/root
-if [ ! -e "$R/.done" ]; then
+if ! fresh "$R/.done"; then
     rm -rf "$R" && mkdir -p "$R"
     for p in linux-image-$KVER-unsigned linux-headers-$KVER linux-headers-$KABI-common \
              linux-kbuild-$KABI busybox-static; do
@@ -71,7 +57,7 @@ if [ ! -e "$R/.done" ]; then
     # point it into our unpacked tree instead so nothing is installed on the host.
     echo "include $R/usr/src/linux-headers-$KABI-common/Makefile" \
         >"$R/usr/src/linux-headers-$KVER/Makefile" || fail "rewriting headers Makefile"
-    touch "$R/.done"
+    echo "$STAMP" >"$R/.done"
 fi
 KDIR=$R/usr/src/linux-headers-$KVER
 BUSYBOX=$R/bin/busybox
@@ -80,7 +66,7 @@ BUSYBOX=$R/bin/busybox
 # --- 3. kernel sources we build from --------------------------------------
 step=linux-source
 S=$N/src/linux-source-6.12
-if [ ! -e "$N/src/.done" ]; then
+if ! fresh "$N/src/.done"; then
     rm -rf "$N/src" && mkdir -p "$N/src"
     log "extracting vfio/iommu/mtty sources from linux-source-6.12"
     dpkg-deb --fsys-tarfile "$(pkgfile linux-source-6.12)" |
@@ -89,15 +75,16 @@ if [ ! -e "$N/src/.done" ]; then
             linux-source-6.12/samples/vfio-mdev linux-source-6.12/scripts/extract-vmlinux \
             linux-source-6.12/lib/interval_tree.c ||
         fail "extracting linux-source-6.12.tar.xz"
-    touch "$N/src/.done"
+    echo "$STAMP" >"$N/src/.done"
 fi
 
 # --- 4. uncompressed kernel -----------------------------------------------
 step=extract-vmlinux
-if [ ! -s "$N/vmlinux" ]; then
+if ! fresh "$N/vmlinux.done"; then
     sh "$S/scripts/extract-vmlinux" "$R/boot/vmlinuz-$KVER" >"$N/vmlinux.tmp" ||
         fail "scripts/extract-vmlinux on vmlinuz-$KVER"
     mv "$N/vmlinux.tmp" "$N/vmlinux"
+    echo "$STAMP" >"$N/vmlinux.done"
 fi
 
 # --- 5. Debian's modules + mtty.ko ----------------------------------------
