@@ -2,6 +2,9 @@
 
 Every suite of `make check` is an executable that prints TAP: "ok N - name",
 "not ok N - name", optionally with "# SKIP reason" or "# TODO reason".
+A passing result may carry "# FLAKE what": it failed, then passed when run
+again (only QEMU's own suites do that); it counts as passed and is named in
+`flakes` so that the summary shows it.
 """
 import re
 
@@ -14,6 +17,7 @@ class Tally:
         self.failed = 0
         self.skipped = 0
         self.failures = []
+        self.flakes = []
 
     def feed(self, suite, line):
         """Count one output line; return True if it was a test result."""
@@ -28,6 +32,9 @@ class Tally:
         name = rest.strip() or '(unnamed)'
         if directive.startswith('SKIP'):
             self.skipped += 1
+        elif status == 'ok' and directive.startswith('FLAKE'):
+            self.passed += 1
+            self.flakes.append(f'{suite}: {name.strip()} ({directive[5:].strip().lower()})')
         elif status == 'ok':
             self.passed += 1
         elif directive.startswith('TODO'):
