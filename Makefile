@@ -7,6 +7,8 @@
 #   make check      all tests; ends with "N passed, N failed"
 #   make stress     long randomized runs (churn, fail-nth, sanitizers)
 #   make export     write the fork's commits back to patches/
+#   make deb-source our Debian source package: Debian's qemu with the queue
+#                   in debian/patches/viommu/ (packaging/, out/deb/)
 #
 # Variables: OUT (build area, default ./out), FORK_DIR (default $(OUT)/fork),
 # BASE_TARBALL_PATH (use a local copy of the pinned tarball; still verified).
@@ -15,7 +17,7 @@ OUT ?= $(CURDIR)/out
 FORK_DIR ?= $(OUT)/fork
 export OUT FORK_DIR BASE_TARBALL_PATH CACHE_DIR
 
-.PHONY: all deps base fork build demo check stress export clean
+.PHONY: all deps base fork build demo check stress export deb-source clean
 
 all: build demo
 
@@ -43,6 +45,9 @@ stress: deps
 
 export:
 	@fork/export-patches.sh
+
+deb-source: deps
+	@packaging/make-source.sh
 
 clean:
 	rm -rf $(OUT)
