@@ -158,7 +158,7 @@ class DirtyRateWindow:
         self.result = None          # final query-dirty-rate
 
 
-def dirty_rate_window(vm, backend, action, calc_ms=1500, timeout=30.0, containers=1):
+def dirty_rate_window(vm, backend, action, calc_ms=5000, timeout=30.0, containers=1):
     """Turn dirty tracking on with calc-dirty-rate in dirty-bitmap mode (no
     migration: a build that blocks migration with a vIOMMU still tracks),
     wait until the backend started tracking (in `containers` containers)
@@ -167,7 +167,13 @@ def dirty_rate_window(vm, backend, action, calc_ms=1500, timeout=30.0, container
 
     The window is valid if the measurement was still running after the
     action and no periodic read happened during it (checked by the caller
-    with periodic_reads on the window's events)."""
+    with periodic_reads on the window's events).
+
+    calc_ms must outlast the slowest action: on the base, the legacy
+    teardown unmaps address-width chunks with dirty bitmaps of up to
+    256 MiB each, which QEMU then scans.  On a loaded two-core machine
+    that took longer than a 1.5 s window, and the case could not be judged
+    ("ordering-lost")."""
     w = DirtyRateWindow()
     vm.qmp.command("calc-dirty-rate", **{"calc-time": calc_ms,
                                          "calc-time-unit": "millisecond",
