@@ -21,10 +21,6 @@ fail() {
 	exit 1
 }
 
-sha_of() {
-	sha256sum "$1" | cut -d' ' -f1
-}
-
 if [ -n "${BASE_TARBALL_PATH:-}" ]; then
 	[ -f "$BASE_TARBALL_PATH" ] ||
 		fail "BASE_TARBALL_PATH=$BASE_TARBALL_PATH does not exist. Point it at a copy of $BASE_TARBALL, or unset it to download the tarball from Debian's source package $BASE_SOURCE_PACKAGE=$BASE_SOURCE_VERSION."
@@ -48,17 +44,14 @@ if [ -f "$cached" ]; then
 	echo "base: cached $cached failed verification; moved to $cached.corrupt, downloading again" >&2
 fi
 
-if [ -n "${BASE_APT_SOURCES:-}" ]; then
-	export PRIVATE_APT_SOURCES="$BASE_APT_SOURCES"
-fi
 echo "base: fetching $BASE_TARBALL from Debian source package $BASE_SOURCE_PACKAGE=$BASE_SOURCE_VERSION" >&2
-private_apt_update ||
-	fail "could not read Debian's package lists with apt (see $(private_apt_dir)/update.log). Is the network or the Debian archive reachable? If you already have $BASE_TARBALL, run again with BASE_TARBALL_PATH=/path/to/$BASE_TARBALL (it is verified against the pinned sha256)."
-
 tmp=$(mktemp -d "$CACHE_DIR/fetch.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-if ! (cd "$tmp" && private_apt apt-get -q source --download-only \
-	"$BASE_SOURCE_PACKAGE=$BASE_SOURCE_VERSION") >"$tmp/source.log" 2>&1; then
+rc=0
+private_apt_fetch_source "$tmp" || rc=$?
+[ "$rc" -ne 1 ] ||
+	fail "could not read Debian's package lists with apt (see $(private_apt_dir)/update.log). Is the network or the Debian archive reachable? If you already have $BASE_TARBALL, run again with BASE_TARBALL_PATH=/path/to/$BASE_TARBALL (it is verified against the pinned sha256)."
+if [ "$rc" -ne 0 ]; then
 	cp "$tmp/source.log" "$(private_apt_dir)/source.log"
 	if grep -q "Can not find version\|Unable to find a source package" "$tmp/source.log"; then
 		fail "Debian's archive no longer offers source package $BASE_SOURCE_PACKAGE=$BASE_SOURCE_VERSION (see $(private_apt_dir)/source.log). Obtain $BASE_TARBALL (sha256 $BASE_SHA256) elsewhere, for example from a Debian snapshot mirror, and run again with BASE_TARBALL_PATH=/path/to/it."

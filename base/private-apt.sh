@@ -72,3 +72,23 @@ private_apt_update() {
 	# apt-get update exits 0 when some sources fail; treat that as failure.
 	! grep -q '^\(W\|E\): \(Failed to fetch\|Some index files failed\)' "$d/update.log"
 }
+
+# sha256 of file $1.
+sha_of() {
+	sha256sum "$1" | cut -d' ' -f1
+}
+
+# Download the files of the pinned source package (base/pin.env:
+# BASE_SOURCE_PACKAGE=BASE_SOURCE_VERSION) into directory $1, apt's output
+# in $1/source.log. BASE_APT_SOURCES, if set, replaces the sources list
+# (the pipeline tests point it at an archive that is not there).
+# Returns 1 when the package lists cannot be read, 2 when the download
+# fails.
+private_apt_fetch_source() {
+	if [ -n "${BASE_APT_SOURCES:-}" ]; then
+		export PRIVATE_APT_SOURCES="$BASE_APT_SOURCES"
+	fi
+	private_apt_update || return 1
+	(cd "$1" && private_apt apt-get -q source --download-only \
+		"$BASE_SOURCE_PACKAGE=$BASE_SOURCE_VERSION") >"$1/source.log" 2>&1 || return 2
+}

@@ -22,10 +22,6 @@ fail() {
 	exit 1
 }
 
-sha_of() {
-	sha256sum "$1" | cut -d' ' -f1
-}
-
 # The sha256 the .dsc $1 lists for file $2.
 dsc_sha256() {
 	awk -v f="$2" '/^Checksums-Sha256:/ { s = 1; next } /^[^ ]/ { s = 0 }
@@ -51,17 +47,16 @@ if verified "$dir"; then
 	exit 0
 fi
 
-if [ -n "${BASE_APT_SOURCES:-}" ]; then
-	export PRIVATE_APT_SOURCES="$BASE_APT_SOURCES"
-fi
 echo "packaging: fetching $BASE_DSC and $BASE_DEBIAN_TARBALL" >&2
-private_apt_update ||
-	fail "could not read Debian's package lists with apt (see $(private_apt_dir)/update.log). Is the Debian archive reachable?"
 tmp=$(mktemp -d "$CACHE_DIR/fetch-debian.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+# The orig tarball is already verified: apt keeps it instead of downloading.
 cp "$orig" "$tmp/$BASE_TARBALL"
-if ! (cd "$tmp" && private_apt apt-get -q source --download-only \
-	"$BASE_SOURCE_PACKAGE=$BASE_SOURCE_VERSION") >"$tmp/source.log" 2>&1; then
+rc=0
+private_apt_fetch_source "$tmp" || rc=$?
+[ "$rc" -ne 1 ] ||
+	fail "could not read Debian's package lists with apt (see $(private_apt_dir)/update.log). Is the Debian archive reachable?"
+if [ "$rc" -ne 0 ]; then
 	cp "$tmp/source.log" "$(private_apt_dir)/source-debian.log"
 	fail "downloading Debian's source package $BASE_SOURCE_PACKAGE=$BASE_SOURCE_VERSION failed (see $(private_apt_dir)/source-debian.log). If the archive no longer serves it, obtain $BASE_DSC (sha256 $BASE_DSC_SHA256) and its tarballs elsewhere, for example from a Debian snapshot mirror, and put them in $dir."
 fi
