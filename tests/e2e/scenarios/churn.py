@@ -387,8 +387,8 @@ def parse_seeds(text):
 def expect_for(backend):
     """fork: no page lost; base: the vIOMMU blocker; before-followups (the
     nine commits alone, QEMU_BEFORE_FOLLOWUPS): pages lost, because the
-    harvested bits of a zeroed PTE are marked at address 0 (SERIES.md weak
-    spot 1) -- seeds 1-4 lose 14-27 pages each there."""
+    harvested bits of a zeroed PTE are marked at address 0
+    (docs/behaviour.md [real-page]) -- seeds 1-4 lose 14-27 pages each there."""
     return {"fork": "intact",
             "base": "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]",
             "before-followups": "lost"}

@@ -92,7 +92,7 @@ def run_periodic(ctx):
 
 
 def trace_problems(vm):
-    """The trace events SERIES.md patches 4 and 5 change: the container
+    """The trace events the series' patches 4 and 5 change ([sync]): the container
     query names backend_flag third (no stray space in "size=0x"), the
     iommufd ioctl trace names flags before page_size; NO_CLEAR (0x1) only
     on the query right before an unmap."""

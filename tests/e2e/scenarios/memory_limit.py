@@ -81,9 +81,9 @@ def realize_label(ctx, prepare=None, dev=DEV, **kw):
     return "accepted+warning" if warned else "accepted"
 
 
-# The iommufd container's own limit (SERIES.md weak spot: "an iommufd
-# container has no dirty_pgsizes/max_dirty_bitmap_size; the size check must
-# not compute a zero limit").  An iommufd container reports dirty pages as
+# The iommufd container's own limit (docs/behaviour.md [large-memory]: an
+# iommufd container has no dirty_pgsizes/max_dirty_bitmap_size, so the size
+# check must not compute a zero limit for it).  An iommufd container reports dirty pages as
 # soon as one of its devices got a dirty-tracking HWPT.  A second device
 # in that container whose host IOMMU cannot track dirty pages (mixed IOMMU
 # units) gets an HWPT of its own without it: QEMU warns "IOMMU instance for

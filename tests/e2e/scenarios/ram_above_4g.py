@@ -4,7 +4,7 @@ On q35 with more than 2.75 GiB of RAM, the first 2 GiB are at GPA 0 and
 the rest at GPA 0x100000000 onwards; that part is ram_addr 0x80000000
 onwards.  Dirty pages are recorded by ram_addr.  The unmap paths of the
 nine commits pass the unmapped range's guest physical address where a
-ram_addr is expected (SERIES.md, weak spots), so a page above 4 GiB the
+ram_addr is expected (docs/behaviour.md [ram-addr]), so a page above 4 GiB the
 device wrote and that is then unmapped during migration has its dirty bit
 set at the wrong ram_addr: with 3 GiB of RAM, ram_addr 0x100200000 is past
 the end of guest RAM and the bit is lost; the destination keeps the page's

@@ -1,7 +1,7 @@
 """Whole-address-space teardown with two VFIO containers on one vIOMMU
-address space (SERIES.md weak spot: "intel_iommu keeps one iova tree per
-address space; consuming it for the first notifier leaves nothing for a
-second notifier on the same address space").
+address space (docs/behaviour.md [every-notifier]: intel_iommu keeps one
+iova tree per address space; consuming it for the first notifier leaves
+nothing for a second notifier on the same address space).
 
 Two vfio-pci devices behind one PCIe-to-PCI bridge share the bridge's
 requester ID (secondary bus, devfn 00.0), hence one intel_iommu address

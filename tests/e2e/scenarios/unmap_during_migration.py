@@ -17,8 +17,8 @@ Passing means: the source read the dirty bitmap of exactly each unmapped
 range once, before unmapping it (iommufd: IOMMU_HWPT_GET_DIRTY_BITMAP with
 NO_CLEAR then IOMMU_IOAS_UNMAP; legacy: VFIO_IOMMU_UNMAP_DMA with
 GET_DIRTY_BITMAP), AND every written page holds "new" on the destination.
-The second condition is the point: SERIES.md's first weak spot predicts the
-harvested bits land on the wrong guest address (translated_addr 0 of a
+The second condition is the point (docs/behaviour.md [real-page]): with
+the nine commits alone the harvested bits land on the wrong guest address (translated_addr 0 of a
 zeroed PTE).  The nine commits alone indeed give "read-ok+stale" (build
 before-followups); the follow-up "intel_iommu: Unmap recorded mappings with
 their own target during page walks" makes it "intact".  In the pde variant
@@ -41,7 +41,7 @@ from scenarios.migration_window import MigrationWindow
 from scenarios.migration_window import migration_kw as backend_kw
 
 DID = 1
-# pte: the exact case of SERIES.md weak spot 1.
+# pte: the exact case of docs/behaviour.md [real-page].
 PTE_MAPS = [g.Mapping(0x10000, 0x200000)]
 # pde: three 4 KiB mappings under one PDE, to three unrelated GPAs.
 PDE_MAPS = [g.Mapping(0x40000000, 0x2000000),
@@ -169,7 +169,8 @@ def cases():
                            the bitmap at unmap, the page is stale;
     before-followups       the nine commits without the follow-up fixes:
                            the bitmap is read but its bits are marked at
-                           the zeroed PTE's address (SERIES.md weak spot 1),
+                           the address the zeroed PTE holds
+                           (docs/behaviour.md [real-page]),
                            the page is stale."""
     out = []
     for backend in ("iommufd", "legacy"):
