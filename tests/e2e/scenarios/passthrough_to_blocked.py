@@ -36,15 +36,27 @@ e2e/dma-to-passthrough-via-blocked/<backend>
   puts it in pass-through mode.  The series relies on that blocking step
   (code comment in vfio_listener_region_del()): the teardown harvests each
   recorded mapping.  fork: "intact"; base: migration refused.
-  (A guest that switches straight from the DMA domain to pass-through,
-  without the blocking step, loses the page on the fork: the IOMMU
-  section is deleted without reading its mappings.  Not a case here: the
-  series documents it as relying on the guest.)
+
+e2e/dma-to-passthrough-direct/<backend>
+  The same move without the blocking step: the guest rewrites the present
+  context entry from multi-level translation to pass-through and
+  invalidates it.  intel_iommu switches the address space to guest
+  memory, the memory core deletes the IOMMU section, and VFIO unmaps its
+  whole IOVA range with no IOTLB entry: the backend reads nothing, and the
+  guest's tables no longer say which page IOVA 0x10000 mapped.  The
+  series relies on the guest blocking first (code comment in
+  vfio_listener_region_del()), so the nine commits and the follow-ups up
+  to "vfio/listener: Mark guest RAM dirty when an IOMMU section is
+  removed" lose the page: "unmapped+stale".  That commit marks all guest
+  RAM dirty before the section's mappings go, while dirty tracking is on
+  (the unmap itself still reads nothing, so the label judges the data):
+  fork "intact"; base: migration refused (legacy: realize fails).
 
 run_passthrough_to_blocked() is also used with guest RAM above 4 GiB
 (scenarios/ram_above_4g.py).
 """
 
+import config
 import guestdma as g
 import viommu_modes
 import vm as vmmod
@@ -55,6 +67,9 @@ from scenarios.migration_window import (MigrationWindow, dirty_rate_run, dirty_r
 
 DID = 1
 TARGET = 0x200000
+# The queue just before "vfio/listener: Mark guest RAM dirty when an IOMMU
+# section is removed".
+DIRECT_BEFORE = config.build_before("Mark-guest-RAM-dirty-when-an-IOMMU")
 
 
 def bring_up_passthrough(v):
@@ -116,6 +131,35 @@ def run_dma_to_passthrough(ctx, backend):
     return mw.outcome(read, [m])
 
 
+def run_dma_to_passthrough_direct(ctx, backend):
+    """DMA domain -> pass-through, no blocking step, during the window.
+    "unmapped" when a successful host unmap covered the IOVA, then the
+    destination's data: "intact" or "unmapped+stale"."""
+    kw = migration_kw(backend)
+    kw["traces"] = vmmod.DEFAULT_TRACES + ["vfio_listener_region_del_iommu*"]
+    mw = MigrationWindow(ctx, **kw)
+    drv = viommu_modes.bring_up(mw.src, "legacy", DID)
+    m = g.Mapping(0x10000, TARGET)
+    g.map_all(drv, DID, [m])
+    g.fill_old(mw.src, [m])
+
+    def straight_to_passthrough():
+        drv.attach_passthrough(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, DID)
+
+    stop = mw.run([m], straight_to_passthrough)
+    if stop:
+        return stop
+    note_window(ctx, mw.src, mw.window)
+    for line in mw.src.trace_lines("region_del [iommu]")[-4:]:
+        ctx.note("  trace: " + line)
+    call = R.unmap_call(backend)
+    unmapped = any(R.covers(e, m.iova, m.size) for e in R.H.calls(mw.window, call)
+                   if e.get("ret") == 0)
+    if not unmapped:
+        ctx.note("no successful host unmap covered IOVA 0x%x" % m.iova)
+    return mw.outcome("unmapped" if unmapped else "not-unmapped", [m], ok="unmapped")
+
+
 def run_dirty_rate(ctx, backend):
     v = ctx.vm("src", **dirty_rate_kw(backend)).start()
     drv = bring_up_passthrough(v)
@@ -144,4 +188,8 @@ def cases():
         out.append(Case("e2e/dma-to-passthrough-via-blocked/%s" % backend,
                         {"fork": "intact", "base": base},
                         lambda ctx, b=backend: run_dma_to_passthrough(ctx, b), __doc__))
+        out.append(Case("e2e/dma-to-passthrough-direct/%s" % backend,
+                        {"fork": "intact", "base": base, "before-followups": "unmapped+stale",
+                         DIRECT_BEFORE: "unmapped+stale"},
+                        lambda ctx, b=backend: run_dma_to_passthrough_direct(ctx, b), __doc__))
     return out
