@@ -32,6 +32,12 @@ from scenarios import failed_unmap  # noqa: E402
 
 MODULES += [failed_unmap]
 
+# Devices whose DMA no dirty source covers (enable-migration=on): every
+# written page must reach the destination.
+from scenarios import mixed_container  # noqa: E402
+
+MODULES += [mixed_container]
+
 
 def all_cases():
     out = []
