@@ -370,8 +370,13 @@ def wait_migration(q, timeout=120):
 def run_migration(binary, tag, backend, qtest, workdir, sysfs, dirty=True,
                   dmalog=False):
     """dirty=False: iommufd without IOMMU dirty tracking, forced with
-    enable-migration=on -- the negative control: the page the device
-    writes during migration must then be lost."""
+    enable-migration=on.  On the base it is the negative control: the page
+    the device writes during migration is lost (10.2.2 never queries a
+    container whose dirty tracking had nothing to start).  The fork
+    ("vfio/container: Report memory dirty when nothing tracks the
+    devices' DMA") reports all its memory dirty at every sync instead, so
+    the page reaches the destination; the downtime limit is raised after
+    the device wrote, so that such a migration converges."""
     label = "%s migrate %s%s%s %s" % (tag, backend, "" if dirty else
                                       " (no dirty tracking)",
                                       " (device DMA logging)" if dmalog else "",
@@ -422,6 +427,11 @@ def run_migration(binary, tag, backend, qtest, workdir, sysfs, dirty=True,
                 "(%d bytes sent)" % (label, ram.get("transferred", 0)), r2)
             src.qmp.try_command("migrate-set-parameters",
                                 **{"max-bandwidth": 1 << 40})
+            if not dirty:
+                # Only now: earlier, the limit would let the migration
+                # switch over before the device wrote.
+                src.qmp.try_command("migrate-set-parameters",
+                                    **{"downtime-limit": 100000})
         res = wait_migration(src)
         tap(res.get("status") == "completed", "%s: migration completes" %
             label, "%r\n%s\n%s" % (res, src.stderr(), dst.stderr()))
@@ -468,9 +478,14 @@ def run_migration(binary, tag, backend, qtest, workdir, sysfs, dirty=True,
                 tap(mem == PATTERN2.to_bytes(8, "little"),
                     "%s: page written during migration reached the "
                     "destination (dirty tracking)" % label, mem.hex())
-            else:
+            elif tag == "base":
                 tap(mem != PATTERN2.to_bytes(8, "little"),
                     "%s: without dirty tracking that page is lost" % label,
+                    mem.hex())
+            else:
+                tap(mem == PATTERN2.to_bytes(8, "little"),
+                    "%s: without dirty tracking that page reached the "
+                    "destination (all memory reported dirty)" % label,
                     mem.hex())
         sev = src.events()
         if dmalog and qtest:

@@ -34,9 +34,9 @@ MODULES += [failed_unmap]
 
 # Devices whose DMA no dirty source covers (enable-migration=on): every
 # written page must reach the destination.
-from scenarios import mixed_container  # noqa: E402
+from scenarios import no_dirty_source, mixed_container  # noqa: E402
 
-MODULES += [mixed_container]
+MODULES += [no_dirty_source, mixed_container]
 
 
 def all_cases():
