@@ -76,6 +76,25 @@ class QTest(UnixClient):
     def readq(self, addr):
         return int(self.cmd("readq 0x%x" % addr)[0], 16)
 
+    # I/O port accesses (PCI configuration mechanism #1 at 0xcf8/0xcfc).
+    def outb(self, port, val):
+        self.cmd("outb 0x%x 0x%x" % (port, val))
+
+    def outw(self, port, val):
+        self.cmd("outw 0x%x 0x%x" % (port, val))
+
+    def outl(self, port, val):
+        self.cmd("outl 0x%x 0x%x" % (port, val))
+
+    def inb(self, port):
+        return int(self.cmd("inb 0x%x" % port)[0], 16)
+
+    def inw(self, port):
+        return int(self.cmd("inw 0x%x" % port)[0], 16)
+
+    def inl(self, port):
+        return int(self.cmd("inl 0x%x" % port)[0], 16)
+
     # Bulk memory accesses.
     def read(self, addr, length):
         """Read length bytes of guest-physical memory."""

@@ -23,6 +23,8 @@ import traceback
 
 import config
 import vm as vmmod
+from amd_iommu import AMDVi
+from virtio_iommu import VirtioIOMMU
 from vtd import VTd
 
 # Messages QEMU prints, by short reason key.
@@ -31,9 +33,12 @@ REASONS = {
     "no-dirty-tracking": "doesn't support device and IOMMU dirty tracking",
     "large-memory": "not supported with large memory VM due to dirty tracking limitation",
     "migration-disabled": "Migration is disabled for VFIO device",
+    # the fork: a vIOMMU whose unmap notifications do not carry the page
+    "viommu-unmap": "which does not report the pages it unmaps",
 }
 
-# Guest RAM reserved for the VT-d driver's tables (never a DMA target).
+# Guest RAM reserved for the guest IOMMU driver's tables and queues (never
+# a DMA target).
 VTD_POOL_BASE = 0x00800000
 VTD_POOL_SIZE = 0x00400000
 
@@ -82,9 +87,15 @@ class Context:
         return src, dst
 
     def guest_iommu(self, v, did=1, queued=False):
-        """Bring up the guest VT-d driver on VM v and attach the assigned
-        device to domain did with translation enabled."""
-        drv = VTd(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE, queued=queued)
+        """Bring up the guest driver of VM v's vIOMMU (VT-d, virtio-iommu
+        or AMD-Vi) and attach the assigned device to domain did with
+        translation enabled.  queued: VT-d's invalidation queue."""
+        if v.viommu_kind == "virtio":
+            drv = VirtioIOMMU(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE, 0, vmmod.VIRTIO_IOMMU_DEVFN)
+        elif v.viommu_kind == "amd":
+            drv = AMDVi(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE)
+        else:
+            drv = VTd(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE, queued=queued)
         drv.init()
         drv.attach(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, did)
         drv.enable_translation()

@@ -1,7 +1,8 @@
 """Launch one qemu-system-x86_64 process with an assigned device on hostsim.
 
 A VM here is: q35 + -accel qtest (no vCPU runs; the test plays the guest)
-+ optionally -device intel-iommu,caching-mode=on + -device vfio-pci whose
++ optionally a vIOMMU (intel-iommu,caching-mode=on by default, or
+virtio-iommu-pci, or amd-iommu,dma-remap=on) + -device vfio-pci whose
 kernel side is hostsim, the userspace model of VFIO/iommufd preloaded into
 QEMU (LD_PRELOAD).  Each VM gets its own hostsim config, event log, control
 socket and fake sysfs device directory, its own QMP and qtest sockets, and
@@ -34,6 +35,18 @@ except ImportError:       # only VMs without an assigned device work then
 # Guest PCI address of the assigned device: 00:05.0
 VFIO_BUS = 0
 VFIO_DEVFN = 5 << 3
+# Guest PCI address of virtio-iommu-pci (viommu="virtio"): 00:04.0
+VIRTIO_IOMMU_DEVFN = 4 << 3
+
+# The vIOMMUs a VM can have (viommu=): True means "intel".
+#   intel   -device intel-iommu,caching-mode=on (VT-d, vtd.py)
+#   virtio  -device virtio-iommu-pci (virtio_iommu.py)
+#   amd     -device amd-iommu,dma-remap=on (AMD-Vi, amd_iommu.py), with
+#           its PCI function created first (AMDVI-PCI at 00:03.0) and named
+#           by pci-id: without pci-id amd-iommu creates the function itself
+#           and registers as a non-migratable device
+VIOMMUS = ("intel", "virtio", "amd")
+AMDVI_PCI_DEVFN = 3 << 3
 
 # QEMU trace events worth keeping in every VM's qemu.log: they show what
 # the vIOMMU sent to VFIO and what VFIO asked of the backend.
@@ -109,6 +122,9 @@ class VM:
         self.backend = backend
         self.ram = ram
         self.viommu = viommu
+        self.viommu_kind = "intel" if viommu is True else (viommu or None)
+        if self.viommu_kind not in (None,) + VIOMMUS:
+            raise ValueError("unknown vIOMMU %r" % (viommu,))
         self.incoming = incoming
         self.vfio = vfio
         self.proc = None
@@ -153,11 +169,22 @@ class VM:
                 "-D", self.trace_path]
         for t in traces or ():
             args += ["-trace", "enable=%s" % t]
-        if viommu:
-            props = "caching-mode=on,intremap=off"
+        if self.viommu_kind:
+            # Before vfio-pci: the device's DMA address space is set up at
+            # its realize.
+            iommu_dev, props = {
+                "intel": ("intel-iommu", "caching-mode=on,intremap=off"),
+                "virtio": ("virtio-iommu-pci", "addr=%02x.%x" % (VIRTIO_IOMMU_DEVFN >> 3,
+                                                                 VIRTIO_IOMMU_DEVFN & 7)),
+                "amd": ("amd-iommu", "dma-remap=on,intremap=off"),
+            }[self.viommu_kind]
             if iommu_props:
                 props += "," + iommu_props
-            args += ["-device", "intel-iommu," + props]
+            if self.viommu_kind == "amd":
+                args += ["-device", "AMDVI-PCI,id=amdvi-pci,addr=%02x.%x"
+                         % (AMDVI_PCI_DEVFN >> 3, AMDVI_PCI_DEVFN & 7)]
+                props += ",pci-id=amdvi-pci"
+            args += ["-device", iommu_dev + "," + props]
         if backend == "iommufd":
             args += ["-object", "iommufd,id=iommufd0"]
         if vfio:

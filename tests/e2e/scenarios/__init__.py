@@ -32,6 +32,12 @@ from scenarios import failed_unmap  # noqa: E402
 
 MODULES += [failed_unmap]
 
+# virtio-iommu and AMD-Vi: their unmap notifications do not carry the
+# unmapped page, so the fork keeps the vIOMMU blocker for them.
+from scenarios import other_viommus  # noqa: E402
+
+MODULES += [other_viommus]
+
 # Devices whose DMA no dirty source covers (enable-migration=on): every
 # written page must reach the destination.
 from scenarios import no_dirty_source, mixed_container  # noqa: E402

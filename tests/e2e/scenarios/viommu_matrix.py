@@ -4,6 +4,9 @@
   stage translation)} x {iommufd backend, legacy VFIO backend} x {the guest
   keeps the device in a DMA domain, the guest uses pass-through}
 
+plus the dma cell behind virtio-iommu and AMD-Vi (matrix/{virtio,amd}/...),
+where the fork keeps the vIOMMU blocker (scenarios/other_viommus.py).
+
 Every cell is a live migration with device DMA during migration and guest
 unmaps before switchover, and counts the pages lost (a page the device
 wrote whose new content is not on the destination).
@@ -105,6 +108,50 @@ def run_cell(ctx, mode, backend, domain):
     return "intact" if not lost else "lost"
 
 
+def run_other_cell(ctx, viommu, backend):
+    """The dma cell behind virtio-iommu or AMD-Vi (their guest drivers have
+    no upper-level entry to zero: C is unmapped page by page at the pause
+    before switchover)."""
+    kw = backend_kw(backend)
+    src, dst = ctx.start_pair(viommu=viommu, **kw)
+    reasons = src.blocked_reasons()
+    drv = ctx.guest_iommu(src, DMA_DID)
+    targets = [A, B] + C
+    g.map_all(drv, DMA_DID, targets)
+    g.fill_old(src, targets)
+    state = {"dma": []}
+
+    def action():
+        state["dma"] += g.device_write(src, targets)
+        drv.unmap(DMA_DID, A.iova, A.size)
+
+    def on_pause(r):
+        for m in C:
+            drv.unmap(DMA_DID, m.iova, m.size)
+
+    r = g.migrate_with_window(src, dst, targets, action, pause=True, on_pause=on_pause)
+    ctx.note("migration: " + r.summary())
+    ctx.note("blocked-reasons: %s" % reasons)
+    ctx.note("guest driver: " + "; ".join(drv.log[-12:]))
+    if r.refused:
+        return "blocked[%s]" % reason_key(r.refused)
+    if r.ordering_lost:
+        return "ordering-lost"
+    failed = [(m, rep) for m, rep in state["dma"] if not rep.get("ok")]
+    if failed:
+        ctx.note("device DMA failed: %s" % failed[:3])
+        return "dma-failed"
+    if not r.completed:
+        return "migrate-failed"
+    n, lost = _count(ctx, dst, targets)
+    return "intact" if not lost else "lost"
+
+
+# vIOMMUs other than VT-d: the fork keeps the vIOMMU blocker for them
+# (scenarios/other_viommus.py); the nine commits alone lose pages.
+OTHER_VIOMMUS = ("virtio", "amd")
+
+
 def cases():
     out = []
     for mode in vm_modes.MODES:
@@ -120,6 +167,17 @@ def cases():
                     "e2e/matrix/%s/%s/%s" % (mode, backend, domain), expect,
                     lambda ctx, m=mode, b=backend, d=domain: run_cell(ctx, m, b, d),
                     __doc__))
+    for viommu in OTHER_VIOMMUS:
+        for backend in ("iommufd", "legacy"):
+            expect = {"fork": ("blocked[viommu-unmap]" if backend == "iommufd"
+                               else "realize-failed[viommu-unmap]"),
+                      "base": ("blocked[vIOMMU]" if backend == "iommufd"
+                               else "realize-failed[vIOMMU]"),
+                      "before-followups": "lost"}
+            out.append(Case(
+                "e2e/matrix/%s/%s/dma" % (viommu, backend), expect,
+                lambda ctx, v=viommu, b=backend: run_other_cell(ctx, v, b),
+                __doc__))
     return out
 
 
@@ -140,7 +198,7 @@ def report_table(results):
         by_cell.setdefault((mode, backend, domain), {})[build] = text
     builds = sorted({b for cell in by_cell.values() for b in cell},
                     key=lambda b: (b != "fork", b != "base", b))
-    head = ["vIOMMU mode", "VFIO backend", "guest domain"] + builds
+    head = ["vIOMMU (mode)", "VFIO backend", "guest domain"] + builds
     lines = []
     for (mode, backend, domain), cell in by_cell.items():
         lines.append([mode, backend, "DMA domain" if domain == "dma" else "pass-through"]
