@@ -2,8 +2,10 @@
 # Export the fork's queue (base..HEAD) back into patches/ with git
 # format-patch, and rewrite patches/series to match. The way to change a
 # patch: edit and commit (or rebase) in the fork, then run this.
-# Output is stable: zero commit ids, no signature, fixed numbering, so an
-# export of an unchanged fork changes no file.
+# Output is stable: zero commit ids, no signature, fixed numbering and full
+# blob ids on the index lines (an abbreviated id is as long as the fork's
+# object count makes it, which differs between two forks of the same
+# queue), so an export of an unchanged fork changes no file.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 . "$repo/fork/queue.sh"
@@ -26,7 +28,7 @@ git -C "$FORK_DIR" rev-parse -q --verify base >/dev/null ||
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 git -C "$FORK_DIR" format-patch -q --zero-commit --no-signature \
-	--no-numbered -o "$tmp" base..HEAD
+	--full-index --no-numbered -o "$tmp" base..HEAD
 
 # Keep the comment lines of the old series file at the same positions.
 declare -A comments=()
