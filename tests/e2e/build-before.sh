@@ -14,11 +14,18 @@
 #                               bitmap before DMA unmap" adds); no queue
 #                               prefix can show this, as the vIOMMU blocker
 #                               goes only with the ninth commit
+#   qemu-before-cpr-exec-unblocked
+#                               the whole queue plus before/cpr-exec-unblocked.patch:
+#                               the prerequisite fix without its CPR exec half
+#                               (the blocker names CPR transfer twice, as in
+#                               10.2.2); no queue prefix can show this, as the
+#                               build before the fix is the base, which crashes
+#                               at realize on such a kernel
 #
 # into $OUT/e2e-before/bin/, from the generated fork ($FORK_DIR, default
 # $OUT/fork).  tests/e2e/run picks them up from there.  One checkout and
 # build tree ($OUT/e2e-before/{fork,build}, the pipeline's layout, so ccache
-# entries are shared), rebuilt incrementally between the two binaries.
+# entries are shared), rebuilt incrementally between the binaries.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -58,3 +65,4 @@ build() {   # $1 = commit, $2 = binary name, $3 = optional patch
 
 build "$ninth_sha" qemu-before-followups
 build "$head" qemu-before-preunmap-query "$here/before/no-preunmap-query.patch"
+build "$head" qemu-before-cpr-exec-unblocked "$here/before/cpr-exec-unblocked.patch"

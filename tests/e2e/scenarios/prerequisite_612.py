@@ -1,4 +1,4 @@
-"""The prerequisite fix "vfio/iommufd: fix the return value of
+"""The prerequisite fix "vfio/iommufd: fix the CPR blocker of
 vfio_iommufd_cpr_register_iommufd()" on a kernel without
 IOMMU_IOAS_CHANGE_PROCESS (hostsim `kernel = 6.12`, like Debian's 6.12).
 
@@ -7,7 +7,15 @@ bool false, with no error set, and the vfio-pci realize path then calls
 error_prepend() on a NULL error: SIGSEGV before the guest starts, for any
 vfio-pci device on the iommufd backend.  With the fix the device realizes
 and the CPR blocker the function exists for is installed: query-migrate
-shows it under migration mode cpr-transfer (and only there).
+shows it under migration modes cpr-transfer and cpr-exec (10.2.2 names
+CPR transfer twice where hw/vfio/cpr-legacy.c names transfer and exec;
+the fix blocks both, as upstream's 0e387bd1dff4 does).
+
+The cpr-modes case realizes and reads the blockers of each CPR mode.
+The build before the fix is the base, which crashes, so the build
+before-cpr-exec-unblocked (tests/e2e/build-before.sh: the whole queue
+with before/cpr-exec-unblocked.patch, the fix without its CPR exec half)
+shows what the CPR exec half changes.
 
 Each case starts a source with iommufd + kernel 6.12, checks the
 cpr-transfer blocker, and then does what the build allows: with no
@@ -30,7 +38,7 @@ import guestdma as g
 from scenario import Case, reason_key
 
 # The build with the fix alone (the build before it is the base itself).
-FIX = "fix-the-return-value-of-vfio_iommufd_cp"
+FIX = "fix-the-CPR-blocker-of-vfio_iommufd_cpr"
 DID = 1
 CPR_BLOCKER = "does not support IOMMU_IOAS_CHANGE_PROCESS"
 # Without a vIOMMU the device's IOVA is the guest physical address.
@@ -48,6 +56,32 @@ def cpr_transfer_blocked(ctx, src):
         src.qmp.command("migrate-set-parameters", mode="normal")
     ctx.note("blocked-reasons in mode cpr-transfer: %s" % reasons)
     return any(CPR_BLOCKER in r for r in reasons)
+
+
+def cpr_modes_blocked(ctx, src):
+    """The CPR modes (cpr-transfer, cpr-exec) whose query-migrate
+    blocked-reasons list the iommufd CPR blocker."""
+    out = []
+    for mode in ("cpr-transfer", "cpr-exec"):
+        src.qmp.command("migrate-set-parameters", mode=mode)
+        try:
+            reasons = src.blocked_reasons()
+        finally:
+            src.qmp.command("migrate-set-parameters", mode="normal")
+        ctx.note("blocked-reasons in mode %s: %s" % (mode, reasons))
+        if any(CPR_BLOCKER in r for r in reasons):
+            out.append(mode)
+    return out
+
+
+def run_cpr_modes(ctx):
+    """Labels: cpr-blocked[<modes>] (the CPR blocker is listed in these
+    modes, "none" when in neither), crashed[signal N]."""
+    kw = dict(backend="iommufd", viommu=False,
+              hostsim_cfg={"kernel": "6.12", "dma_logging": "off", "iommu_dirty": "on"})
+    src = ctx.vm("src", **kw).start()       # RealizeError -> crashed[signal 11]
+    ctx.note("realized on kernel 6.12 (iommufd)")
+    return "cpr-blocked[%s]" % (",".join(cpr_modes_blocked(ctx, src)) or "none")
 
 
 def run(ctx, viommu):
@@ -98,4 +132,9 @@ def cases():
              {"base": "crashed[signal 11]", fix_alone: "blocked[vIOMMU]",
               "fork": "migratable"},
              lambda ctx: run(ctx, True), __doc__),
+        Case("e2e/prerequisite-612/iommufd/cpr-modes",
+             {"base": "crashed[signal 11]", fix_alone: "cpr-blocked[cpr-transfer,cpr-exec]",
+              "before-cpr-exec-unblocked": "cpr-blocked[cpr-transfer]",
+              "fork": "cpr-blocked[cpr-transfer,cpr-exec]"},
+             run_cpr_modes, __doc__),
     ]
