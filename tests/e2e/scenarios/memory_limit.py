@@ -9,9 +9,12 @@ kernel's values.  A VM with more RAM can hit an unmap the backend refuses,
 late, during migration.  With the series a device that migrates with that
 bitmap (legacy, enable-migration=on, no usable device dirty tracking)
 fails realize when guest RAM is strictly larger than the limit, with
-"<dev>: Migration is currently not supported with large memory VM due to
-dirty tracking limitation in backend".  Device dirty tracking and iommufd
-are not limited.
+"vfio <dev>: Migration is currently not supported with large memory VM due
+to dirty tracking limitation in backend" (the "vfio <dev>: " prefix is the
+realize path's; the commit that adds the check also names the device in
+the message, so the name appeared twice until "vfio/migration: Do not name
+the device twice in the large memory error").  Device dirty tracking and
+iommufd are not limited.
 
 hostsim's type1.max_dirty_bitmap_size = 4096 makes the limit
 4096 x 8 x 4 KiB = 128 MiB, so the boundary is tested with small VMs;
@@ -20,6 +23,9 @@ one case uses the kernel's values and more than 8 TiB of RAM
 
 Labels (realize only, no migration):
   realize-failed[large-memory]  QEMU exited with exactly that message
+  realize-failed[large-memory-doubled-name]
+                                the same with the device named twice,
+                                "vfio <dev>: <dev>: Migration ..."
   accepted / accepted+warning   QEMU started, no migration blocker
                                 (+ the "doesn't support device and IOMMU
                                 dirty tracking" warning)
@@ -35,8 +41,13 @@ import vm as vmmod
 from scenario import Case, REASONS, reason_key
 
 DEV = "0000:00:05.0"
-LARGE_MEMORY_FMT = ("%s: Migration is currently not supported with large memory VM "
-                    "due to dirty tracking limitation in backend")
+LARGE_MEMORY = ("Migration is currently not supported with large memory VM "
+                "due to dirty tracking limitation in backend")
+# The end of QEMU's realize error line: "...: vfio <dev>: <message>".
+LARGE_MEMORY_FMT = ": vfio %s: " + LARGE_MEMORY
+LARGE_MEMORY_DOUBLED_FMT = ": vfio %s: %s: " + LARGE_MEMORY
+# The fix of the doubled name and the build just before it.
+NAME_FIX = "Do-not-name-the-device-twice"
 WARNING = REASONS["no-dirty-tracking"]
 
 SMALL_BITMAP = 4096                        # bytes -> limit 128 MiB
@@ -55,6 +66,7 @@ def realize_label(ctx, prepare=None, dev=DEV, **kw):
     """prepare(vm), if given, adjusts the VM before it starts; dev is the
     device whose exact large-memory message counts."""
     msg = LARGE_MEMORY_FMT % dev
+    doubled = LARGE_MEMORY_DOUBLED_FMT % (dev, dev)
     try:
         v = ctx.vm("src", **kw)
         if prepare:
@@ -66,10 +78,12 @@ def realize_label(ctx, prepare=None, dev=DEV, **kw):
         if e.rc is not None and e.rc < 0:
             return "crashed[signal %d]" % -e.rc
         if REASONS["large-memory"] in err:
-            exact = [l for l in err.splitlines() if l.rstrip().endswith(": " + msg)]
-            if exact:
+            lines = [l.rstrip() for l in err.splitlines()]
+            if any(l.endswith(msg) for l in lines):
                 return "realize-failed[large-memory]"
-            ctx.note("large-memory refusal without the exact message %r" % msg)
+            if any(l.endswith(doubled) for l in lines):
+                return "realize-failed[large-memory-doubled-name]"
+            ctx.note("large-memory refusal without the exact message %r" % msg[2:])
             return "realize-failed[large-memory-inexact]"
         errors = [l for l in err.splitlines() if "warning:" not in l]
         return "realize-failed[%s]" % reason_key("\n".join(errors) or err)
@@ -150,7 +164,11 @@ def case(name, expect, doc, **kw):
     return Case("e2e/memory-limit/" + name, expect, lambda ctx: realize_label(ctx, **kw), doc)
 
 
+DOUBLED = "realize-failed[large-memory-doubled-name]"
+
+
 def cases():
+    name_unfixed, name_fixed = config.build_before(NAME_FIX), config.build_with(NAME_FIX)
     above = "%dM" % (SMALL_LIMIT_MB * 2)
     equal = "%dM" % SMALL_LIMIT_MB
     out = [
@@ -160,13 +178,17 @@ def cases():
              "exact large-memory message (base: the vIOMMU blocker)",
              **legacy_kw(above)),
         # upto-08 / upto-09: the queue just before / with the commit that
-        # adds the check (queue position 09).
+        # adds the check (queue position 09), which names the device twice
+        # until the fix (name_fixed) and on the build just before it.
         case("legacy/above-limit-no-viommu", {"fork": "realize-failed[large-memory]",
                                               "base": "accepted+warning",
                                               "upto-08": "accepted+warning",
-                                              "upto-09": "realize-failed[large-memory]"},
+                                              "upto-09": DOUBLED,
+                                              name_unfixed: DOUBLED,
+                                              name_fixed: "realize-failed[large-memory]"},
              "legacy bitmap, no vIOMMU, RAM above the limit: the fork refuses at "
-             "realize what the base accepts (and fails later, in migration)",
+             "realize what the base accepts (and fails later, in migration), naming "
+             "the device once",
              **legacy_kw(above, viommu=False)),
         case("legacy/equal-limit", {"fork": "accepted+warning",
                                     "base": "realize-failed[vIOMMU]"},
@@ -203,7 +225,7 @@ def cases():
         # position 14).
         out.append(Case("e2e/memory-limit/iommufd/mixed-dirty-container",
                         {"fork": "accepted+warning", "base": "accepted+warning",
-                         "upto-13": "realize-failed[large-memory]",
+                         "upto-13": DOUBLED,
                          "upto-14": "accepted+warning"},
                         mixed_container_label,
                         "two iommufd devices in one container, only device 0 with IOMMU "
