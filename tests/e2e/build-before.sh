@@ -14,6 +14,13 @@
 #                               bitmap before DMA unmap" adds); no queue
 #                               prefix can show this, as the vIOMMU blocker
 #                               goes only with the ninth commit
+#   qemu-before-upstream-teardown-lookup
+#                               the nine plus before/upstream-teardown-lookup.patch:
+#                               "intel_iommu: Fix unmap_bitmap failure with legacy
+#                               VFIO backend" looking up the recorded mappings of
+#                               a teardown as upstream's cac33cb5 does, with the
+#                               notifier's unclamped range (it wraps for the
+#                               notifier above the interrupt window)
 #   qemu-before-cpr-exec-unblocked
 #                               the whole queue plus before/cpr-exec-unblocked.patch:
 #                               the prerequisite fix without its CPR exec half
@@ -64,5 +71,6 @@ build() {   # $1 = commit, $2 = binary name, $3 = optional patch
 }
 
 build "$ninth_sha" qemu-before-followups
+build "$ninth_sha" qemu-before-upstream-teardown-lookup "$here/before/upstream-teardown-lookup.patch"
 build "$head" qemu-before-preunmap-query "$here/before/no-preunmap-query.patch"
 build "$head" qemu-before-cpr-exec-unblocked "$here/before/cpr-exec-unblocked.patch"
