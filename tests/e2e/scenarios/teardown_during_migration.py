@@ -19,7 +19,7 @@ device writes all four and the guest clears the context entry.
 
 The last two are above the interrupt window (0xfee00000-0xfeefffff), so
 VFIO reaches them through its second notifier on the VT-d address space,
-[0xfef00000, UINT64_MAX].  Upstream's version of "intel_iommu: Fix
+[0xfef00000, UINT64_MAX - 1].  Upstream's version of "intel_iommu: Fix
 unmap_bitmap failure with legacy VFIO backend" (cac33cb5) looks its
 recorded mappings up as {.iova = n->start, .size = n->end}, before
 clamping: for that notifier iova + size wraps and nothing is found, so
