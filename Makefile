@@ -6,6 +6,8 @@
 #                   emulated VFIO device)
 #   make check      all tests; ends with "N passed, N failed"
 #   make stress     long randomized runs (churn, fail-nth, sanitizers)
+#   make bench      benchmarks: table, $(OUT)/bench/results.json and plots
+#                   (bench/README.md; BENCH_ARGS passes options to bench/run)
 #   make export     write the fork's commits back to patches/
 #   make deb-source our Debian source package: Debian's qemu with the queue
 #                   in debian/patches/viommu/ (packaging/, out/deb/)
@@ -17,7 +19,7 @@ OUT ?= $(CURDIR)/out
 FORK_DIR ?= $(OUT)/fork
 export OUT FORK_DIR BASE_TARBALL_PATH CACHE_DIR
 
-.PHONY: all deps base fork build demo check stress export deb-source clean
+.PHONY: all deps base fork build demo check stress bench export deb-source clean
 
 all: build demo
 
@@ -42,6 +44,14 @@ check: deps
 
 stress: deps
 	@tests/run --stress
+
+# The fork, hostsim and the ninth commit's binary (the per-commit one of
+# make check's series stage when present, else tests/e2e/build-before.sh's).
+bench: build
+	@$(MAKE) -s -C hostsim O=$(OUT)/hostsim >/dev/null
+	@QEMU_BIN_DIR=$${QEMU_BIN_DIR:-$(OUT)/bin} bench/run --check-builds 2>/dev/null || \
+		tests/e2e/build-before.sh
+	@QEMU_BIN_DIR=$${QEMU_BIN_DIR:-$(OUT)/bin} nice -n 10 bench/run $(BENCH_ARGS)
 
 export:
 	@fork/export-patches.sh

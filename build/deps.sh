@@ -18,6 +18,8 @@ packages=(
 	seabios ipxe-qemu
 	# test-io-channel-command of QEMU's unit suite skips without it.
 	socat
+	# bench/: the plots.
+	gnuplot-nox
 )
 backports=(meson python3-pycotap)
 missing=()

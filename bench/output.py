@@ -1,0 +1,155 @@
+"""The benchmark's three outputs: the table (text), the result file (JSON)
+and the plots (PNG, drawn by gnuplot from a script written next to them)."""
+
+import json
+import os
+import shutil
+import subprocess
+
+from migrate_viommu import METRICS
+from stats import fmt_spread
+
+PLOTS = ("sync-cost.png", "migration-viommu.png")
+
+
+def _metric_scale(unit):
+    return 1.0 / (1 << 20) if unit == "MiB" else 1.0
+
+
+def table(res):
+    """The table as a list of lines."""
+    meta = res["meta"]
+    lines = ["Benchmarks (%s, %s; %d repetitions; values: median [min-max])"
+             % (meta["date"], meta["machine"], meta["reps"])]
+    mig = res.get("migration")
+    if mig:
+        lines += ["", "1. Migration with vs without vIOMMU (fork; ratio = vIOMMU / no vIOMMU)",
+                  "%-8s %-5s %-6s | %-24s %-24s %-24s | %s" % (
+                      "backend", "RAM", "device", "total time ratio", "downtime ratio",
+                      "transferred ratio", "no-vIOMMU / vIOMMU medians: total ms, downtime ms, MiB")]
+        for c in mig["configs"]:
+            med = []
+            for key, _, unit in METRICS:
+                s = _metric_scale(unit)
+                a, b = c[key]["no-viommu"], c[key]["viommu"]
+                med.append("%s/%s" % ("-" if a is None else "%.0f" % (a["median"] * s),
+                                      "-" if b is None else "%.0f" % (b["median"] * s)))
+            lines.append("%-8s %-5s %-6s | %-24s %-24s %-24s | %s%s" % (
+                c["backend"], c["ram"], c["load"],
+                fmt_spread(c["total-time"]["ratio"]), fmt_spread(c["downtime"]["ratio"]),
+                fmt_spread(c["transferred"]["ratio"]), ", ".join(med),
+                "  ERRORS: %d" % len(c["errors"]) if c["errors"] else ""))
+    syn = res.get("sync")
+    if syn:
+        base = syn["base_count"]
+        lines += ["", "2. Dirty sync cost vs live guest IOMMU mappings (4 KiB; nine = the "
+                  "nine commits alone, fork = whole queue)",
+                  "%-8s %-10s %8s %-5s | %12s | %-22s %-22s | %-18s %-18s | %s" % (
+                      "backend", "IOVAs", "mappings", "build", "queries/sync",
+                      "mean sync ms", "final sync ms", "final vs %d map" % base,
+                      "final fork/nine", "downtime ms")]
+        for p in syn["points"]:
+            cps = p["calls_per_sync"]
+            lines.append("%-8s %-10s %8d %-5s | %12s | %-22s %-22s | %-18s %-18s | %s%s" % (
+                p["backend"], p["layout"], p["mappings"], p["build"],
+                "-" if cps is None else "%.1f" % cps,
+                fmt_spread(p["mean_sync_ms"]), fmt_spread(p["final_sync_ms"]),
+                fmt_spread(p["final_vs_%d" % base]),
+                fmt_spread(p["final_vs_nine"]) if p["build"] == "fork" else "",
+                fmt_spread(p["downtime_ms"], digits=0),
+                "  ERRORS: %d" % len(p["errors"]) if p["errors"] else ""))
+    return lines
+
+
+def write_json(res, path):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(res, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _sync_plot(res, d):
+    """Data files and gnuplot commands of the item 2 figure."""
+    syn = res.get("sync")
+    if not syn:
+        return []
+    series = []
+    for p in syn["points"]:
+        key = (p["backend"], p["layout"], p["build"])
+        if key not in series:
+            series.append(key)
+    cmds = ["set output '%s'" % os.path.join(d, "sync-cost.png"),
+            "set multiplot layout 1,2 title 'Migration dirty sync vs live guest IOMMU "
+            "mappings (%s, %s)'" % (res["meta"]["date"][:10], res["meta"]["machine"]),
+            "set logscale xy", "set key top left", "set grid",
+            "set xlabel 'live 4 KiB guest IOMMU mappings'"]
+    plots_t, plots_c = [], []
+    for i, (be, lay, b) in enumerate(series):
+        data = os.path.join(d, "sync-%s-%s-%s.dat" % (be, lay, b))
+        with open(data, "w") as f:
+            f.write("# mappings final_ms_median min max queries_per_sync\n")
+            for p in syn["points"]:
+                if (p["backend"], p["layout"], p["build"]) != (be, lay, b):
+                    continue
+                s = p["final_sync_ms"]
+                if s is None:
+                    continue
+                f.write("%d %g %g %g %s\n" % (p["mappings"], s["median"], s["min"], s["max"],
+                                              p["calls_per_sync"] or "NaN"))
+        title = "%s %s %s" % (b, lay, be)
+        plots_t.append("'%s' using 1:2:3:4 with yerrorlines title '%s'" % (data, title))
+        plots_c.append("'%s' using 1:5 with linespoints title '%s'" % (data, title))
+    cmds += ["set ylabel 'final dirty sync (ms), median and min-max'",
+             "plot " + ", ".join(plots_t),
+             "set ylabel 'dirty-bitmap queries per sync'",
+             "plot " + ", ".join(plots_c), "unset multiplot"]
+    return cmds
+
+
+def _migration_plot(res, d):
+    mig = res.get("migration")
+    if not mig:
+        return []
+    data = os.path.join(d, "migration-viommu.dat")
+    with open(data, "w") as f:
+        f.write("# index label " + " ".join("%s_med %s_min %s_max" % (k, k, k)
+                                            for k, _, _ in METRICS) + "\n")
+        for i, c in enumerate(mig["configs"]):
+            row = ["%d" % i, "%s/%s/%s" % (c["backend"], c["ram"], c["load"])]
+            for k, _, _ in METRICS:
+                s = c[k]["ratio"]
+                row += ["NaN"] * 3 if s is None else ["%g" % s["median"], "%g" % s["min"],
+                                                     "%g" % s["max"]]
+            f.write(" ".join(row) + "\n")
+    plots = []
+    for j, (k, label, _) in enumerate(METRICS):
+        col = 3 + 3 * j
+        plots.append("'%s' using ($1+%g):%d:%d:%d:xtic(2) with yerrorbars pt 7 title '%s'"
+                     % (data, (j - 1) * 0.15, col, col + 1, col + 2, label))
+    return ["set output '%s'" % os.path.join(d, "migration-viommu.png"),
+            "unset logscale", "set logscale y", "set grid", "set key top left",
+            "set title 'Migration with vIOMMU / without, fork (%s, %s)'"
+            % (res["meta"]["date"][:10], res["meta"]["machine"]),
+            "set xlabel 'backend / RAM / device'", "set ylabel 'ratio vIOMMU / no vIOMMU'",
+            "set xtics rotate by -30", "set xrange [-0.5:%g]" % (len(mig["configs"]) - 0.5),
+            "plot " + ", ".join(plots) + ", 1 notitle lt 0"]
+
+
+def plots(res, d):
+    """Draw the PNGs into d with gnuplot; return the paths written."""
+    gp = shutil.which("gnuplot")
+    if not gp:
+        raise RuntimeError("gnuplot not found (build/deps.sh installs gnuplot-nox)")
+    cmds = ["set terminal pngcairo size 1400,600 noenhanced"
+            if _has_pngcairo(gp) else "set terminal png size 1400,600 noenhanced"]
+    cmds += _sync_plot(res, d) + _migration_plot(res, d)
+    script = os.path.join(d, "plots.gp")
+    with open(script, "w") as f:
+        f.write("\n".join(cmds) + "\n")
+    subprocess.run([gp, script], check=True, stdout=subprocess.DEVNULL)
+    return [os.path.join(d, p) for p in PLOTS if os.path.exists(os.path.join(d, p))]
+
+
+def _has_pngcairo(gp):
+    r = subprocess.run([gp, "-e", "set terminal"], capture_output=True, text=True)
+    return "pngcairo" in (r.stdout + r.stderr)

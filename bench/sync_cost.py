@@ -1,0 +1,117 @@
+"""Item 2: the cost of a migration dirty sync against the number of live
+guest IOMMU mappings.
+
+The guest (the e2e VT-d driver, bulk mode) maps N 4 KiB pages in one
+domain, at IOVAs from 4 GiB up, either contiguous or scattered (one page
+every 64 KiB, so no two mappings touch), each to its own guest page.  Then
+the VM, idle, is migrated with QEMU's default parameters.  Every sync of
+that migration asks the host for the dirty bits of the IOMMU sections:
+
+  * kernel calls per sync: dirty-bitmap queries (IOMMU_HWPT_GET_DIRTY_BITMAP
+    or VFIO_IOMMU_DIRTY_PAGES) in hostsim's event log during the migration,
+    divided by QEMU's dirty-sync-count (one counting run per point, log on:
+    the count does not vary);
+  * time per sync and time of the final sync (the one inside the downtime):
+    between QEMU's migration_bitmap_sync_start and _end trace events, in
+    runs with hostsim's log off, repeated;
+  * downtime as query-migrate reports it.
+
+Builds: "nine" (the queue up to the ninth commit of the series) and
+"fork" (the whole queue), side by side in every repetition.  Ratios: fork /
+nine, and N mappings / 1 mapping (the goal for the final sync: within 2x).
+hostsim formats its event arguments even with the log off, so the times
+include some model cost per call; they compare builds and sizes, they do
+not price a real kernel's ioctl.
+"""
+
+import time
+
+import harness as h
+from stats import ratios, spread
+
+IOVA_BASE = 1 << 32
+SCATTER_STRIDE = 0x10000
+POOL_BASE, POOL_SIZE = 0x800000, 56 << 20      # page tables: 8..64 MiB
+DATA_GPA, DATA_PAGES = 0x4000000, 1 << 16      # targets: 64..320 MiB, wrapping
+RAM = "512M"
+LAYOUTS = ("contiguous", "scattered")
+
+
+def pairs(n, layout):
+    stride = 4096 if layout == "contiguous" else SCATTER_STRIDE
+    return [(IOVA_BASE + i * stride, DATA_GPA + (i % DATA_PAGES) * 4096) for i in range(n)]
+
+
+def one(binary, backend, n, layout, count):
+    """One migration of a VM with n live mappings.  count: hostsim log on,
+    return the dirty queries per sync; else time the syncs."""
+    name = "sync/%s/%d/%s/%s" % (backend, n, layout, "count" if count else "time")
+    cfg = {"type1.dma_avail": 1 << 20} if backend == "legacy" else {}
+    with h.Run(name, binary, log=count, backend=backend, ram=RAM, hostsim_cfg=cfg) as run:
+        drv = h.guest_iommu(run.src, POOL_BASE, POOL_SIZE)
+        t0 = time.monotonic()
+        h.map_bulk(drv, pairs(n, layout))
+        map_s = time.monotonic() - t0
+        mapped = run.src.ctl.state().get("mappings_count")
+        off = h.log_size(run.src)
+        r = h.migrate(run)
+        if not r.completed:
+            return {"error": r.summary()}
+        ram_info = r.info.get("ram", {})
+        syncs = ram_info.get("dirty-sync-count")
+        out = {"syncs": syncs, "downtime": r.info.get("downtime"),
+               "total-time": r.info.get("total-time"), "map_s": map_s,
+               "host_mappings": mapped}
+        if count:
+            ev, _ = h.events_after(run.src, off)
+            queries = len([e for e in ev if e.get("call") in h.DIRTY_QUERIES])
+            out.update(queries=queries, calls_per_sync=queries / syncs if syncs else None)
+        else:
+            t = h.sync_times(run.src)
+            out.update(sync_s=t, final_sync_s=t[-1] if t else None,
+                       mean_sync_s=sum(t) / len(t) if t else None)
+        return out
+
+
+def measure(bins, reps, backends, counts, progress):
+    points = [(be, n, lay) for be in backends for n in counts for lay in LAYOUTS]
+    builds = ("nine", "fork")
+    timed = {(p, b): [] for p in points for b in builds}
+    counted = {}
+    for p in points:
+        for b in builds:
+            counted[(p, b)] = one(bins[b], *p, count=True)
+            progress("item 2 count %s %d %s %s: %s" % (p[0], p[1], p[2], b, counted[(p, b)].get(
+                "error") or "%s queries per sync" % counted[(p, b)]["calls_per_sync"]))
+    for rep in range(reps):
+        for p in points:
+            for b in builds:
+                res = one(bins[b], *p, count=False)
+                timed[(p, b)].append(res)
+                progress("item 2 rep %d/%d %s %d %s %s: %s" % (
+                    rep + 1, reps, p[0], p[1], p[2], b, res.get("error") or
+                    "final sync %.1f ms, downtime %s ms" % (
+                        (res["final_sync_s"] or 0) * 1e3, res["downtime"])))
+    out = []
+    for (be, n, lay) in points:
+        for b in builds:
+            runs = timed[((be, n, lay), b)]
+            one_map = timed[((be, counts[0], lay), b)]
+            other = timed[((be, n, lay), "nine")]
+            c = counted[((be, n, lay), b)]
+            fin = [r.get("final_sync_s") for r in runs]
+            entry = {
+                "backend": be, "mappings": n, "layout": lay, "build": b,
+                "calls_per_sync": c.get("calls_per_sync"), "count_run": c,
+                "runs": runs,
+                "errors": [r["error"] for r in runs + [c] if "error" in r],
+                "mean_sync_ms": spread([r.get("mean_sync_s") and r["mean_sync_s"] * 1e3
+                                        for r in runs]),
+                "final_sync_ms": spread([x and x * 1e3 for x in fin]),
+                "downtime_ms": spread([r.get("downtime") for r in runs]),
+                "final_vs_%d" % counts[0]: spread(ratios(
+                    fin, [r.get("final_sync_s") for r in one_map])),
+                "final_vs_nine": spread(ratios(fin, [r.get("final_sync_s") for r in other])),
+            }
+            out.append(entry)
+    return {"base_count": counts[0], "points": out}
