@@ -45,9 +45,11 @@ check: deps
 stress: deps
 	@tests/run --stress
 
-# The fork, hostsim and the ninth commit's binary (the per-commit one of
-# make check's series stage when present, else tests/e2e/build-before.sh's).
+# The fork, the base, hostsim and the ninth commit's binary (the per-commit
+# one of make check's series stage when present, else
+# tests/e2e/build-before.sh's).
 bench: build
+	@[ -x "$(OUT)/base/build/qemu-system-x86_64" ] || tests/build-tree base
 	@$(MAKE) -s -C hostsim O=$(OUT)/hostsim >/dev/null
 	@QEMU_BIN_DIR=$${QEMU_BIN_DIR:-$(OUT)/bin} bench/run --check-builds 2>/dev/null || \
 		tests/e2e/build-before.sh

@@ -31,7 +31,7 @@ import migration  # noqa: E402
 import vm as vmmod  # noqa: E402
 import vtd  # noqa: E402
 from scenario import Case, Context  # noqa: E402
-from scenarios.migration_window import migration_kw  # noqa: E402
+from scenarios.migration_window import migration_kw as default_kw  # noqa: E402
 
 DID = 1
 SYNC_TRACES = ["migration_bitmap_sync_start", "migration_bitmap_sync_end"]
@@ -53,7 +53,7 @@ def binaries():
 
 
 def missing_files():
-    out = [p for p in (config.QEMU_FORK, config.HOSTSIM_LIB)
+    out = [p for p in (config.QEMU_FORK, config.QEMU_BASE, config.HOSTSIM_LIB)
            if not os.path.isfile(p)]
     if not binaries()["nine"]:
         out.append("the ninth commit's binary (tests/e2e/build-before.sh)")
@@ -65,14 +65,18 @@ class Run:
     source and a destination VM."""
 
     def __init__(self, name, binary, log, viommu=True, backend="iommufd",
-                 ram="512M", hostsim_cfg=None):
+                 ram="512M", hostsim_cfg=None, migration_kw=None, pair=True,
+                 extra_args=(), iommu_props=""):
+        """migration_kw: the device's VM arguments (default: the e2e
+        harness's migratable device of that backend); pair=False: no
+        destination."""
         self.ctx = Context(Case("bench/" + name, {}, None), "run", binary)
-        kw = migration_kw(backend)
-        kw["hostsim_cfg"].update(hostsim_cfg or {})
-        kw.update(ram=ram, viommu=viommu, traces=SYNC_TRACES,
-                  extra_args=["-msg", "timestamp=on"])
+        kw = dict(migration_kw or default_kw(backend))
+        kw["hostsim_cfg"] = dict(kw["hostsim_cfg"], **(hostsim_cfg or {}))
+        kw.update(ram=ram, viommu=viommu, traces=SYNC_TRACES, iommu_props=iommu_props,
+                  extra_args=["-msg", "timestamp=on"] + list(extra_args))
         self.src = self._vm("src", log, kw)
-        self.dst = self._vm("dst", log, dict(kw, incoming=True))
+        self.dst = self._vm("dst", log, dict(kw, incoming=True)) if pair else None
 
     def _vm(self, name, log, kw):
         v = self.ctx.vm(name, **kw)

@@ -58,6 +58,38 @@ def table(res):
                 fmt_spread(p["final_vs_nine"]) if p["build"] == "fork" else "",
                 fmt_spread(p["downtime_ms"], digits=0),
                 "  ERRORS: %d" % len(p["errors"]) if p["errors"] else ""))
+    unm = res.get("unmap")
+    if unm:
+        lines += ["", "3. One guest unmap, dirty tracking off vs on (hostsim calls; on = inside "
+                  "calc-dirty-rate)",
+                  "%-8s %-9s %-5s | %-13s %-13s %-19s | %-8s | %s" % (
+                      "backend", "unmap", "build", "calls off/on", "reads off/on",
+                      "bitmap bytes off/on", "off=base", "invalidation ms off / on")]
+        for p in unm["points"]:
+            lines.append("%-8s %-9s %-5s | %-13s %-13s %-19s | %-8s | %s / %s%s" % (
+                p["backend"], p["kind"], p["build"],
+                "%s/%s" % (p["off"]["calls"], p["on"]["calls"]),
+                "%s/%s" % (p["off"]["reads"], p["on"]["reads"]),
+                "%s/%s" % (p["off"]["bitmap_bytes"], p["on"]["bitmap_bytes"]),
+                "yes" if p["off_same_as_base"] else "NO",
+                fmt_spread(p["off"]["unmap_ms"]), fmt_spread(p["on"]["unmap_ms"]),
+                "  ERRORS: %d" % len(p["errors"]) if p["errors"] else ""))
+    tdn = res.get("teardown")
+    if tdn:
+        lines += ["", "4. Whole address space teardown with dirty tracking on (514 live 4 KiB "
+                  "mappings; hostsim calls; refused = unmaps QEMU refused, E2BIG)",
+                  "%-8s %-5s %-4s %-5s | %6s %7s %13s %8s %12s | %s" % (
+                      "backend", "RAM", "aw", "build", "calls", "unmaps", "bitmap bytes",
+                      "refused", "left mapped", "bytes within mapped/32768")]
+        for p in tdn["points"]:
+            if p["errors"]:
+                lines.append("%-8s %-5s %-4d %-5s | ERROR: %s" % (
+                    p["backend"], p["ram"], p["aw"], p["build"], p["errors"][0][:80]))
+                continue
+            lines.append("%-8s %-5s %-4d %-5s | %6d %7d %13d %8d %12d | %s (bound %d)" % (
+                p["backend"], p["ram"], p["aw"], p["build"], p["calls"], p["unmaps"],
+                p["bitmap_bytes"], p["refused"], p["left_mapped"],
+                "yes" if p["within_bound"] else "no", p["bound_bytes"]))
     return lines
 
 
