@@ -75,8 +75,14 @@ class Run:
         kw["hostsim_cfg"] = dict(kw["hostsim_cfg"], **(hostsim_cfg or {}))
         kw.update(ram=ram, viommu=viommu, traces=SYNC_TRACES, iommu_props=iommu_props,
                   extra_args=["-msg", "timestamp=on"] + list(extra_args))
-        self.src = self._vm("src", log, kw)
-        self.dst = self._vm("dst", log, dict(kw, incoming=True)) if pair else None
+        self.dst = None
+        try:
+            self.src = self._vm("src", log, kw)
+            if pair:
+                self.dst = self._vm("dst", log, dict(kw, incoming=True))
+        except BaseException:
+            self.ctx.teardown()
+            raise
 
     def _vm(self, name, log, kw):
         v = self.ctx.vm(name, **kw)
@@ -199,3 +205,12 @@ def migrate(run, timeout=600.0):
     """Migrate run.src -> run.dst with QEMU's default parameters; returns
     the e2e MigrationResult (query-migrate's final answer in .info)."""
     return migration.migrate(run.src, run.dst, pause=False, timeout=timeout)
+
+
+def guarded(fn, *args, **kw):
+    """fn(*args, **kw), or {"error": ...} when it raised: one failed run
+    is reported in its row, the others still run."""
+    try:
+        return fn(*args, **kw)
+    except Exception as e:  # noqa: BLE001 (any failure of one measurement)
+        return {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}

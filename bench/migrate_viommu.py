@@ -62,7 +62,7 @@ def measure(binary, reps, backends, rams, loads, progress):
     for rep in range(reps):
         for c in configs:
             for viommu in (False, True):
-                res = one(binary, *c, viommu=viommu)
+                res = h.guarded(one, binary, *c, viommu=viommu)
                 raw[c]["viommu" if viommu else "no-viommu"].append(res)
                 progress("item 1 rep %d/%d %s/%s/%s %s: %s" % (
                     rep + 1, reps, c[0], c[1], c[2], "viommu" if viommu else "no-viommu",

@@ -80,13 +80,13 @@ def measure(bins, reps, backends, counts, progress):
     counted = {}
     for p in points:
         for b in builds:
-            counted[(p, b)] = one(bins[b], *p, count=True)
+            counted[(p, b)] = h.guarded(one, bins[b], *p, count=True)
             progress("item 2 count %s %d %s %s: %s" % (p[0], p[1], p[2], b, counted[(p, b)].get(
                 "error") or "%s queries per sync" % counted[(p, b)]["calls_per_sync"]))
     for rep in range(reps):
         for p in points:
             for b in builds:
-                res = one(bins[b], *p, count=False)
+                res = h.guarded(one, bins[b], *p, count=False)
                 timed[(p, b)].append(res)
                 progress("item 2 rep %d/%d %s %d %s %s: %s" % (
                     rep + 1, reps, p[0], p[1], p[2], b, res.get("error") or

@@ -65,7 +65,7 @@ def measure(bins, backends, rams, aws, progress):
         for ram in rams:
             for aw in aws:
                 for b in BUILDS:
-                    r = one(bins[b], be, ram, aw)
+                    r = h.guarded(one, bins[b], be, ram, aw)
                     progress("item 4 %s %s aw %d %s: %s" % (be, ram, aw, b, r.get("error") or
                              "%d calls, %d bitmap bytes, %d refused" % (
                                  r["calls"], r["bitmap_bytes"], r["refused"])))

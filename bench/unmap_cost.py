@@ -114,7 +114,7 @@ def measure(bins, reps, backends, kinds, progress):
     for rep in range(reps):
         for p in points:
             for t in (False, True):
-                res = one(bins[p[2]], p[0], p[1], t)
+                res = h.guarded(one, bins[p[2]], p[0], p[1], t)
                 raw[(p, t)].append(res)
                 progress("item 3 rep %d/%d %s %s %s tracking %s: %s" % (
                     rep + 1, reps, p[0], p[1], p[2], "on" if t else "off",
