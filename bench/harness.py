@@ -102,10 +102,11 @@ class Run:
         self.close()
 
 
-def guest_iommu(v, pool_base, pool_size):
+def guest_iommu(v, pool_base, pool_size, levels=4):
     """The e2e guest VT-d driver on v, device 00:05.0 in domain DID,
-    translation on, with a page-table pool of the given size."""
-    drv = vtd.VTd(v.qt, pool_base, pool_size)
+    translation on, with a page-table pool of the given size (levels=3 for
+    a 39-bit address width)."""
+    drv = vtd.VTd(v.qt, pool_base, pool_size, levels=levels)
     drv.init()
     drv.attach(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, DID)
     drv.enable_translation()

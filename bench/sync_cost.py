@@ -73,8 +73,8 @@ def one(binary, backend, n, layout, count):
         return out
 
 
-def measure(bins, reps, backends, counts, progress):
-    points = [(be, n, lay) for be in backends for n in counts for lay in LAYOUTS]
+def measure(bins, reps, backends, counts, progress, layouts=LAYOUTS):
+    points = [(be, n, lay) for be in backends for n in counts for lay in layouts]
     builds = ("nine", "fork")
     timed = {(p, b): [] for p in points for b in builds}
     counted = {}

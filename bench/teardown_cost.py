@@ -38,7 +38,7 @@ def one(binary, backend, ram, aw):
                hostsim_cfg={"iommu.aw_bits": aw}, pair=False, extra_args=extra,
                iommu_props="aw-bits=%d" % aw) as run:
         v = run.src
-        drv = h.guest_iommu(v, POOL_BASE, POOL_SIZE)
+        drv = h.guest_iommu(v, POOL_BASE, POOL_SIZE, levels=3 if aw == 39 else 4)
         h.map_bulk(drv, MAPS)
         w = unmap_reads.dirty_rate_window(
             v, backend, lambda: drv.detach(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, h.DID),
