@@ -155,6 +155,8 @@ def events_after(v, offset):
     with open(v.log_path, "rb") as f:
         f.seek(offset)
         data = f.read()
+    # a line being written is not complete yet: leave it for the next read
+    data = data[:data.rfind(b"\n") + 1]
     ev = [json.loads(l) for l in data.splitlines() if l.strip()]
     return ev, offset + len(data)
 
