@@ -156,8 +156,10 @@ def _migration_plot(res, d):
     plots = []
     for j, (k, label, _) in enumerate(METRICS):
         col = 3 + 3 * j
-        plots.append("'%s' using ($1+%g):%d:%d:%d:xtic(2) with yerrorbars pt 7 title '%s'"
-                     % (data, (j - 1) * 0.15, col, col + 1, col + 2, label))
+        # the configuration names under the middle series only
+        plots.append("'%s' using ($1+%g):%d:%d:%d%s with yerrorbars pt 7 title '%s'"
+                     % (data, (j - 1) * 0.15, col, col + 1, col + 2,
+                        ":xtic(2)" if j == 1 else "", label))
     return ["set output '%s'" % os.path.join(d, "migration-viommu.png"),
             "unset logscale", "set logscale y", "set grid", "set key top left",
             "set title 'Migration with vIOMMU / without, fork (%s, %s)'"
