@@ -196,11 +196,16 @@ class Control:
 
 
 def read_log(path):
-    """Parse the JSON-lines event log into a list of dicts."""
+    """Parse the JSON-lines event log into a list of dicts.
+
+    The model may be writing a line while it is read: a last line without
+    its newline is not complete yet and is left for the next read."""
     events = []
     try:
         with open(path) as f:
             for line in f:
+                if not line.endswith("\n"):
+                    break
                 line = line.strip()
                 if line:
                     events.append(json.loads(line))
