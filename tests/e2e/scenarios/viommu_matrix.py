@@ -93,12 +93,18 @@ def run_cell(ctx, mode, backend, domain):
 
     r = g.migrate_with_window(src, dst, targets, action, pause=True, on_pause=on_pause)
     ctx.note("migration: " + r.summary())
+    return cell_outcome(ctx, r, drv, state["dma"], dst, targets)
+
+
+def cell_outcome(ctx, r, drv, dma, dst, targets):
+    """The label of a cell's migration r: refused, not judged, failed, or
+    whether every written target reached dst."""
     ctx.note("guest driver: " + "; ".join(drv.log[-12:]))
     if r.refused:
         return "blocked[%s]" % reason_key(r.refused)
     if r.ordering_lost:
         return "ordering-lost"
-    failed = [(m, rep) for m, rep in state["dma"] if not rep.get("ok")]
+    failed = [(m, rep) for m, rep in dma if not rep.get("ok")]
     if failed:
         ctx.note("device DMA failed: %s" % failed[:3])
         return "dma-failed"
@@ -132,19 +138,7 @@ def run_other_cell(ctx, viommu, backend):
     r = g.migrate_with_window(src, dst, targets, action, pause=True, on_pause=on_pause)
     ctx.note("migration: " + r.summary())
     ctx.note("blocked-reasons: %s" % reasons)
-    ctx.note("guest driver: " + "; ".join(drv.log[-12:]))
-    if r.refused:
-        return "blocked[%s]" % reason_key(r.refused)
-    if r.ordering_lost:
-        return "ordering-lost"
-    failed = [(m, rep) for m, rep in state["dma"] if not rep.get("ok")]
-    if failed:
-        ctx.note("device DMA failed: %s" % failed[:3])
-        return "dma-failed"
-    if not r.completed:
-        return "migrate-failed"
-    n, lost = _count(ctx, dst, targets)
-    return "intact" if not lost else "lost"
+    return cell_outcome(ctx, r, drv, state["dma"], dst, targets)
 
 
 # vIOMMUs other than VT-d: the fork keeps the vIOMMU blocker for them
