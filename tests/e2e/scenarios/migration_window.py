@@ -93,14 +93,22 @@ class MigrationWindow:
         ctx = self.ctx
         if not self.result.completed:
             return harvest + "+migrate-failed"
-        pages = g.check_pages(self.dst, maps)
-        for gpa, st in sorted(pages.items()):
-            ctx.note("destination gpa 0x%x: %s" % (gpa, st))
-        ctx.measures["pages_lost"] = sum(1 for st in pages.values() if st != "new")
-        data = "intact" if set(pages.values()) == {"new"} else "stale"
+        data = "intact" if not count_lost(ctx, self.dst, maps) else "stale"
         if harvest == ok and data == "intact":
             return "intact"
         return harvest + "+" + data
+
+
+def count_lost(ctx, dst, maps):
+    """How many pages of maps do not hold the device's data on dst; notes
+    each page's state and records pages_compared and pages_lost."""
+    pages = g.check_pages(dst, maps)
+    bad = [gpa for gpa, st in pages.items() if st != "new"]
+    ctx.measures["pages_compared"] = len(pages)
+    ctx.measures["pages_lost"] = len(bad)
+    for gpa, st in sorted(pages.items()):
+        ctx.note("destination gpa 0x%x: %s" % (gpa, st))
+    return len(bad)
 
 
 def dirty_rate_run(ctx, v, backend, maps, guest_action, note_window):

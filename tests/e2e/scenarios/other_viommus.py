@@ -30,7 +30,7 @@ vIOMMU; otherwise "blocked[viommu-unmap]-unnamed"),
 import guestdma as g
 import config
 from scenario import Case, REASONS
-from scenarios.migration_window import MigrationWindow, migration_kw
+from scenarios.migration_window import MigrationWindow, count_lost, migration_kw
 
 VIOMMUS = ("virtio", "amd")
 # What QEMU names the vIOMMU in the blocker's reason: the type of the
@@ -53,16 +53,6 @@ def named_block(ctx, label, reasons, viommu):
         ctx.note("no blocked-reason names %s and %s: %s" % (DEVICE, VIOMMU_TYPE[viommu], reasons))
         return label + "-unnamed"
     return label
-
-
-def count_lost(ctx, dst, maps):
-    pages = g.check_pages(dst, maps)
-    bad = {gpa: st for gpa, st in pages.items() if st != "new"}
-    ctx.measures["pages_compared"] = len(pages)
-    ctx.measures["pages_lost"] = len(bad)
-    for gpa, st in sorted(pages.items()):
-        ctx.note("destination gpa 0x%x: %s" % (gpa, st))
-    return len(bad)
 
 
 def run_unmap(ctx, viommu, backend):

@@ -38,6 +38,7 @@ import guestdma as g
 import report
 import viommu_modes as vm_modes
 from scenario import Case, reason_key
+from scenarios.migration_window import count_lost
 from scenarios.unmap_during_migration import backend_kw
 
 A = g.Mapping(0x10000, 0x200000)
@@ -48,15 +49,6 @@ P = [g.Mapping(0x300000, 0x300000), g.Mapping(0x1234000, 0x1234000),
      g.Mapping(0x3456000, 0x3456000)]
 DMA_DID = 1
 PT_DID = 2
-
-def _count(ctx, dst, maps):
-    pages = g.check_pages(dst, maps)
-    bad = {gpa: st for gpa, st in pages.items() if st != "new"}
-    ctx.measures["pages_compared"] = len(pages)
-    ctx.measures["pages_lost"] = len(bad)
-    for gpa, st in sorted(bad.items()):
-        ctx.note("destination gpa 0x%x: %s" % (gpa, st))
-    return len(pages), len(bad)
 
 
 def run_cell(ctx, mode, backend, domain):
@@ -110,8 +102,7 @@ def cell_outcome(ctx, r, drv, dma, dst, targets):
         return "dma-failed"
     if not r.completed:
         return "migrate-failed"
-    n, lost = _count(ctx, dst, targets)
-    return "intact" if not lost else "lost"
+    return "intact" if not count_lost(ctx, dst, targets) else "lost"
 
 
 def run_other_cell(ctx, viommu, backend):
