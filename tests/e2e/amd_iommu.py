@@ -232,6 +232,29 @@ class AMDVi:
         if invalidate:
             self.invalidate_range(did, iova, size)
 
+    def zero_upper_entry(self, did, iova, level=2, invalidate=True):
+        """Zero the level-`level` entry covering iova (level 2: the PDE of
+        a 2 MiB block) and invalidate the whole block it covered, as a
+        guest does when it frees a page-table page.  Returns the (iova,
+        size) of the block."""
+        dom = self.domain(did)
+        table = dom.table(iova, level, False)
+        if table is None:
+            raise AMDViError("no level-%d table above iova 0x%x" % (level, iova))
+        size = 1 << level_shift(level)
+        start = iova & ~(size - 1)
+        self.qt.writeq(table + 8 * level_index(iova, level), 0)
+        # Forget the tables below the zeroed entry.
+        for key in [k for k in dom.tables if k[0] < level]:
+            lvl, prefix = key
+            if (prefix << level_shift(lvl + 1)) & ~(size - 1) == start:
+                del dom.tables[key]
+        self.log.append("zeroed level-%d entry of domain %d over iova 0x%x size 0x%x"
+                        % (level, did, start, size))
+        if invalidate:
+            self.invalidate_range(did, start, size)
+        return start, size
+
     def unmap(self, did, iova, size, invalidate=True):
         """Linux-style unmap: zero the leaf PTEs, then invalidate."""
         dom = self.domain(did)

@@ -33,8 +33,6 @@ REASONS = {
     "no-dirty-tracking": "doesn't support device and IOMMU dirty tracking",
     "large-memory": "not supported with large memory VM due to dirty tracking limitation",
     "migration-disabled": "Migration is disabled for VFIO device",
-    # the fork: a vIOMMU whose unmap notifications do not carry the page
-    "viommu-unmap": "which does not report the pages it unmaps",
 }
 
 # Guest RAM reserved for the guest IOMMU driver's tables and queues (never

@@ -14,6 +14,8 @@ zero_upper_entry, enable_translation).
 
 import vm as vmmod
 from scenario import VTD_POOL_BASE, VTD_POOL_SIZE
+from amd_iommu import AMDVi
+from virtio_iommu import VirtioIOMMU
 from vtd import VTd, ScalableVTd
 
 MODES = ("legacy", "scalable")
@@ -26,8 +28,13 @@ def iommu_props(mode):
 def bring_up(v, mode, did=1, passthrough=False, piotlb=False):
     """Initialise the guest's VT-d driver on VM v, put the assigned device
     in domain did (second-level/second-stage translation) or, with
-    passthrough, in a pass-through domain, and enable translation."""
-    if mode == "scalable":
+    passthrough, in a pass-through domain, and enable translation.  Mode
+    "virtio" or "amd": that vIOMMU's driver instead (v has that vIOMMU)."""
+    if mode == "virtio":
+        drv = VirtioIOMMU(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE, 0, vmmod.VIRTIO_IOMMU_DEVFN)
+    elif mode == "amd":
+        drv = AMDVi(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE)
+    elif mode == "scalable":
         drv = ScalableVTd(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE, piotlb=piotlb)
     else:
         drv = VTd(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE, queued=True)

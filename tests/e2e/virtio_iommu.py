@@ -249,6 +249,14 @@ class VirtioIOMMU:
                       struct.pack("<B3xII8x", T_DETACH, did, ep))
         self.attached.pop(ep, None)
 
+    def reset(self):
+        """Device reset (status 0), as a driver does when it unbinds: the
+        device drops every domain and endpoint, and with bypass 0 the
+        endpoints are blocked afterwards."""
+        self._status(0)
+        self.attached.clear()
+        self.log.append("device reset")
+
     def enable_translation(self):
         """Nothing to do: translation starts with ATTACH."""
 

@@ -48,6 +48,7 @@ LARGE_MEMORY_FMT = ": vfio %s: " + LARGE_MEMORY
 LARGE_MEMORY_DOUBLED_FMT = ": vfio %s: %s: " + LARGE_MEMORY
 # The fix of the doubled name and the build just before it.
 NAME_FIX = "Do-not-name-the-device-twice"
+LIMIT_FIX = "Do-not-apply-the-dirty-bitmap-size-li"
 WARNING = REASONS["no-dirty-tracking"]
 
 SMALL_BITMAP = 4096                        # bytes -> limit 128 MiB
@@ -220,13 +221,12 @@ def cases():
              **legacy_kw(BIG_RAM, viommu=False, bitmap=None, extra=big_ram_args(BIG_RAM))),
     ]
     if hostsim_accepts("device1.iommu_dirty = off\n"):
-        # upto-13 / upto-14: the queue just before / with "vfio/migration:
-        # Do not apply the dirty bitmap size limit without one" (queue
-        # position 14).
+        # The queue just before / with "vfio/migration: Do not apply the
+        # dirty bitmap size limit without one".
         out.append(Case("e2e/memory-limit/iommufd/mixed-dirty-container",
                         {"fork": "accepted+warning", "base": "accepted+warning",
-                         "upto-13": DOUBLED,
-                         "upto-14": "accepted+warning"},
+                         config.build_before(LIMIT_FIX): DOUBLED,
+                         config.build_with(LIMIT_FIX): "accepted+warning"},
                         mixed_container_label,
                         "two iommufd devices in one container, only device 0 with IOMMU "
                         "dirty tracking; device 1 (enable-migration=on, no DMA logging) "

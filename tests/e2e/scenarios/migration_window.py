@@ -8,7 +8,7 @@ unmap path does).
 Each scenario supplies what the guest does in the window and how the host
 unmaps are judged; the steps here start the VMs, run the window, stop the
 case with the label of what got in the way (blocked[...], ordering-lost,
-dma-failed, no-tracking) and, after a migration, turn the judged harvest
+dma-failed, no-tracking, no-sync-read) and, after a migration, turn the judged harvest
 and the destination's pages into the case's label.
 
 Not a scenario module (no cases()).
@@ -111,7 +111,7 @@ def count_lost(ctx, dst, maps):
     return len(bad)
 
 
-def dirty_rate_run(ctx, v, backend, maps, guest_action, note_window):
+def dirty_rate_run(ctx, v, backend, maps, guest_action, note_window, timeout=30.0):
     """On VM v, inside a calc-dirty-rate window, the device writes every
     page of maps, then the guest does guest_action(); note_window(ctx, v,
     events) reports the window's hostsim events.  Returns (events, None),
@@ -122,10 +122,12 @@ def dirty_rate_run(ctx, v, backend, maps, guest_action, note_window):
         state["dma"] = g.device_write(v, maps)
         guest_action()
 
-    w = R.dirty_rate_window(v, backend, action)
+    w = R.dirty_rate_window(v, backend, action, timeout=timeout)
     if w.error:
         ctx.note("dirty-rate: " + w.error)
-        return None, "no-tracking"
+        # Tracking started but the syncs read nothing from the host: the
+        # dirty sync of an IOMMU section found no mapping to read.
+        return None, "no-sync-read" if "never read" in w.error else "no-tracking"
     window = R.window_events(v, w.start_seq, w.end_seq)
     note_window(ctx, v, window)
     periodic = R.periodic_reads(window)

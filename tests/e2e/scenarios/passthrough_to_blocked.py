@@ -67,9 +67,9 @@ from scenarios.migration_window import (MigrationWindow, dirty_rate_run, dirty_r
 
 DID = 1
 TARGET = 0x200000
-# The queue just before "vfio/listener: Mark guest RAM dirty when an IOMMU
-# section is removed".
-DIRECT_BEFORE = config.build_before("Mark-guest-RAM-dirty-when-an-IOMMU")
+# The queue just before "vfio/listener: Read the dirty bits of vIOMMU
+# mappings from VFIO's record".
+DIRECT_BEFORE = config.build_before("Read-the-dirty-bits-of-vIOMMU")
 
 
 def bring_up_passthrough(v):

@@ -28,8 +28,8 @@ e2e/ram-above-4g/teardown/<backend>
   DMA domain with two mappings, IOVA 0x10000 -> GPA 0x200000 (below 4 GiB)
   and IOVA 0x40000000 -> GPA 0x100200000; once both pages were sent the
   device writes both and the guest clears the context entry (whole
-  address space torn down: one unmap per recorded mapping).  upto-11:
-  "per-mapping+stale" (harvested, marked at the GPA: the page above 4 GiB
+  address space torn down: one unmap per recorded mapping).  Before the
+  ram_addr follow-up: "per-mapping+stale" (harvested, marked at the GPA: the page above 4 GiB
   is lost, the one below is not).
 e2e/ram-above-4g/unmap-beyond-8g/<backend>
   as unmap-during-migration, with 7 GiB of RAM (2 GiB below 4 GiB, 5 GiB
@@ -40,11 +40,12 @@ e2e/ram-above-4g/unmap-beyond-8g/<backend>
 
 fork: "intact" (read before unmap, data on the destination).
 base: migration with a vIOMMU refused.
-upto-11 (the queue before the ram_addr follow-up): "read-ok+stale": the
-  bits are read at unmap but marked at the GPA, the page is lost; and
-  beyond 8 GiB the source QEMU crashes: "crashed[signal 11]".
+Before the ram_addr follow-up (the nine commits alone): "read-ok+stale":
+  the bits are read at unmap but marked on the wrong page (the GPA, or
+  the zeroed PTE's 0), the page is lost.
 """
 
+import config
 import guestdma as g
 from scenario import Case
 from scenarios import unmap_reads as R
@@ -54,6 +55,9 @@ from scenarios.passthrough_to_blocked import run_passthrough_to_blocked
 from scenarios.teardown_during_migration import run_migration as run_teardown_migration
 
 DID = 1
+# The queue just before "vfio: Mark dirty pages harvested at unmap at
+# their ram_addr" (the nine commits alone).
+BEFORE = config.build_before("Mark-dirty-pages-harvested-at-unmap")
 IOVA = 0x10000
 
 
@@ -141,15 +145,15 @@ def cases():
     out = []
     for backend in ("legacy", "iommufd"):
         base = "realize-failed[vIOMMU]" if backend == "legacy" else "blocked[vIOMMU]"
-        expect = {"fork": "intact", "base": base, "upto-11": "read-ok+stale"}
+        expect = {"fork": "intact", "base": base, BEFORE: "read-ok+stale"}
         out.append(Case("e2e/ram-above-4g/unmap-during-migration/%s" % backend, dict(expect),
                         lambda ctx, b=backend: run_unmap(ctx, b), __doc__))
         out.append(Case("e2e/ram-above-4g/passthrough-to-blocked/%s" % backend, dict(expect),
                         lambda ctx, b=backend: run_passthrough(ctx, b), __doc__))
         out.append(Case("e2e/ram-above-4g/teardown/%s" % backend,
-                        dict(expect, **{"upto-11": "per-mapping+stale"}),
+                        dict(expect, **{BEFORE: "per-mapping+stale"}),
                         lambda ctx, b=backend: run_teardown(ctx, b), __doc__))
         out.append(Case("e2e/ram-above-4g/unmap-beyond-8g/%s" % backend,
-                        dict(expect, **{"upto-11": "crashed[signal 11]"}),
+                        dict(expect),
                         lambda ctx, b=backend: run_unmap(ctx, b, SPLIT_7G), __doc__))
     return out

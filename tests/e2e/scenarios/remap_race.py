@@ -68,7 +68,7 @@ IOVA = 0x10000
 G1 = 0x200000
 G2 = 0x300000
 
-FIX = "Replay-the-recorded-translation"
+FIX = "Read-the-dirty-bits-of-vIOMMU"
 
 
 def _migrate_through(ctx, src, dst, hook, state):

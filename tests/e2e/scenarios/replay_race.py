@@ -69,7 +69,7 @@ import migration
 import viommu_modes
 from scenario import Case, reason_key
 
-FIX = "intel_iommu-Keep-the-iova-tree-intact-when-replaying"
+FIX = "Read-the-dirty-bits-of-vIOMMU"
 DID = 1
 M = g.Mapping(0x10000, 0x200000)        # the mapping the guest changes
 K = g.Mapping(0x20000, 0x300000)        # kept mapped: every replay queries it
@@ -311,7 +311,7 @@ def run_migration(ctx, backend, race):
 
 def cases():
     out = []
-    # The queue just before the fix (upto-14 today); the base has the same
+    # The queue just before the fix; the base has the same
     # vtd_iommu_replay().
     before = config.build_before(FIX)
     for backend in ("iommufd", "legacy"):

@@ -26,17 +26,18 @@ joined with "+"; "both-harvested" when both read and unmapped each mapping.
 
 e2e/teardown-two-containers/dirty-rate
   dirty tracking from calc-dirty-rate (the base can do this too).
-  fork: both-harvested; upto-12 (before the follow-up): one container
+  fork: both-harvested; the queue before the follow-up: one container
   "not-unmapped"; base: both unmap the address-width chunks without a read.
 e2e/teardown-two-containers/migration
   the same during migration (iterative phase, VM and devices running);
   label gets "+intact" / "+stale" from the destination's pages.
-  fork: both-harvested+intact; upto-12: the kept container's device page
+  fork: both-harvested+intact; before the follow-up: the kept container's device page
   is stale; base: vIOMMU blocker.
 """
 
 import os
 
+import config
 import guestdma as g
 import vm as vmmod
 from scenario import Case, reason_key, VTD_POOL_BASE, VTD_POOL_SIZE
@@ -44,6 +45,9 @@ from scenarios import unmap_reads as R
 from vtd import VTd
 
 DID = 1
+# The queue just before "intel_iommu: Unmap recorded mappings for every
+# notifier of an address space".
+BEFORE = config.build_before("Unmap-recorded-mappings-for-every-notifi")
 DEV1 = "0000:00:06.0"
 BRIDGE_DEVFN = 6 << 3          # pcie-pci-bridge at 00:06.0 on pcie.0
 SECONDARY_BUS = 1              # numbered by the test, as firmware would
@@ -198,8 +202,8 @@ def cases():
     return [
         Case("e2e/teardown-two-containers/dirty-rate",
              {"fork": "both-harvested", "base": "no-read+no-read",
-              "upto-12": "not-unmapped+read-ok"}, run_dirty_rate, __doc__),
+              BEFORE: "not-unmapped+read-ok"}, run_dirty_rate, __doc__),
         Case("e2e/teardown-two-containers/migration",
              {"fork": "both-harvested+intact", "base": "blocked[vIOMMU]",
-              "upto-12": "not-unmapped+read-ok+stale"}, run_migration, __doc__),
+              BEFORE: "not-unmapped+read-ok+stale"}, run_migration, __doc__),
     ]
