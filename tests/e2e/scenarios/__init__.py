@@ -44,6 +44,13 @@ from scenarios import no_dirty_source, mixed_container  # noqa: E402
 
 MODULES += [no_dirty_source, mixed_container]
 
+# Faults of QEMU 10.2.2 itself on the VFIO migration path: no abort, the
+# kernel's errno reported, QEMU alive and the next migration intact.
+from scenarios import (shared_space_backends, dma_map_failure,  # noqa: E402
+                       dirty_rate_start_failure, lost_errno)
+
+MODULES += [shared_space_backends, dma_map_failure, dirty_rate_start_failure, lost_errno]
+
 
 def all_cases():
     out = []
