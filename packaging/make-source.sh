@@ -17,17 +17,13 @@ repo=$(dirname "$here")
 . "$here/version.env"
 . "$repo/fork/queue.sh"
 . "$repo/fork/identity.sh"
+. "$here/on-debian.sh"
 : "${OUT:=$repo/out}"
 export OUT
 
 fail() {
 	printf '\npackaging: %s\n\n' "$*" | fold -s -w 78 >&2
 	exit 1
-}
-
-# Files a patch touches (its "+++ b/..." lines).
-touched() {
-	sed -n 's|^+++ b/||p' "$1" | sort -u
 }
 
 src_dir=$("$here/fetch-debian.sh" | tail -n 1)
@@ -44,15 +40,7 @@ mkdir -p "$pdir"
 mapfile -t ours < <(queue_files "$repo/patches")
 for p in "${ours[@]}"; do
 	name=$(basename "$p")
-	if ! out=$(patch -d "$tree" -p1 -F 0 -N --no-backup-if-mismatch <"$p" 2>&1) ||
-		grep -q 'offset\|fuzz' <<<"$out"; then
-		hits=""
-		while read -r deb; do
-			[ -n "$(comm -12 <(touched "$p") <(touched "$tree/debian/patches/$deb"))" ] &&
-				hits="$hits $deb"
-		done < <(grep -v '^#' "$tree/debian/patches/series" | grep .)
-		fail "our patch $name does not apply cleanly on Debian's patch stack ($out). Debian patches that touch the same files:${hits:- none}. Rebase it (make export after fixing the fork) and run again."
-	fi
+	msg=$(apply_ours "$tree" "$p" "$DEB_PATCH_DIR") || fail "$msg"
 	cp "$p" "$pdir/$name"
 	echo "$DEB_PATCH_DIR/$name" >>"$tree/debian/patches/series"
 done
