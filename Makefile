@@ -11,6 +11,10 @@
 #   make export     write the fork's commits back to patches/
 #   make deb-source our Debian source package: Debian's qemu with the queue
 #                   in debian/patches/viommu/ (packaging/, out/deb/)
+#   make deb        that source package, the binary packages of an x86 user
+#                   built from it (dpkg-buildpackage; long), and the e2e
+#                   scenarios on the installed qemu-system-x86_64 (README:
+#                   "For packagers"); result in packaging/latest-result.txt
 #
 # Variables: OUT (build area, default ./out), FORK_DIR (default $(OUT)/fork),
 # BASE_TARBALL_PATH (use a local copy of the pinned tarball; still verified).
@@ -19,7 +23,7 @@ OUT ?= $(CURDIR)/out
 FORK_DIR ?= $(OUT)/fork
 export OUT FORK_DIR BASE_TARBALL_PATH CACHE_DIR
 
-.PHONY: all deps base fork build demo check stress bench export deb-source clean
+.PHONY: all deps base fork build demo check stress bench export deb-source deb clean
 
 all: build demo
 
@@ -60,6 +64,9 @@ export:
 
 deb-source: deps
 	@packaging/make-source.sh
+
+deb: deps
+	@packaging/make-deb.sh
 
 clean:
 	rm -rf $(OUT)
