@@ -7,6 +7,9 @@
 # (check-installed: its --version, the e2e realize-policy scenario and an
 # unmap-during-migration scenario per backend).
 #
+# DEB_RESUME=1 continues a build that stopped (dpkg-buildpackage -nc in the
+# existing tree: what it built is kept, the steps after the failed one run).
+#
 # Writes the outcome, date and duration to packaging/latest-result.txt
 # (shown in README.md) whether it passes or fails.
 set -euo pipefail
@@ -57,7 +60,14 @@ rm -f "$listing"
 step=source
 "$here/make-source.sh"
 step=unpack
-tree=$("$here/binary-tree.sh")
+upstream=${DEB_VERSION#*:}
+tree=$OUT/deb-bin/qemu-${upstream%-*}
+if [ -n "${DEB_RESUME:-}" ] && [ -d "$tree/b" ]; then
+	# Resume a build that stopped late: keep its tree and what it built.
+	echo "packaging: DEB_RESUME: continuing the build in $tree"
+else
+	tree=$("$here/binary-tree.sh")
+fi
 step=build-deps
 "$here/build-deps.sh" "$tree"
 step=build
