@@ -26,6 +26,7 @@ start=$(date +%s)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 step=start
 build_secs=
+resumed=
 
 duration() {
 	printf '%dh%02dm' $(($1 / 3600)) $(($1 % 3600 / 60))
@@ -46,6 +47,7 @@ write_result() {
 		echo "version:  $DEB_VERSION"
 		echo "profiles: $DEB_PROFILES"
 		echo "outcome:  $outcome"
+		[ -z "$resumed" ] || echo "resumed:  $resumed"
 		if [ -s "$listing" ]; then
 			echo
 			echo "files (bytes, sha256):"
@@ -65,6 +67,8 @@ tree=$OUT/deb-bin/qemu-${upstream%-*}
 if [ -n "${DEB_RESUME:-}" ] && [ -d "$tree/b" ]; then
 	# Resume a build that stopped late: keep its tree and what it built.
 	echo "packaging: DEB_RESUME: continuing the build in $tree"
+	# The run it continues, as its result file says (the times add up).
+	resumed="the build of the run of $(sed -n 's/^date: *//p' "$result" 2>/dev/null) ($(sed -n 's/^duration: *//p' "$result" 2>/dev/null); $(sed -n 's/^outcome: *//p' "$result" 2>/dev/null))"
 else
 	tree=$("$here/binary-tree.sh")
 fi
