@@ -34,6 +34,10 @@ Every page of every mapping is compared on the destination.
 e2e/other-viommus/<viommu>/iommufd/dirty-rate: the page unmap inside a
 calc-dirty-rate window (no migration): the bits read at the unmap must be
 marked on A's page (gpa= of vfio_container_query_dirty_bitmap).
+e2e/other-viommus/<viommu>/legacy/dirty-rate: the same on type1, which
+reads the bits inside the unmap ioctl: the window's syncs must read the
+host and the unmap must carry GET_DIRTY_BITMAP ("read-at-unmap"); where
+the bits land is proved by the legacy migration cases.
 
 Labels: "intact" (0 pages lost), "lost" (pages_lost in the measures),
 "migrate-failed", "ordering-lost", "dma-failed", "blocked[<reason>]",
@@ -45,6 +49,7 @@ mappings, and virtio-iommu's replay does not reach VFIO's dirty notifier).
 
 import guestdma as g
 import config
+import hostlog as H
 import vm as vmmod
 from scenario import Case
 from scenarios.migration_window import (MigrationWindow, count_lost, dirty_rate_kw,
@@ -98,16 +103,24 @@ def note_window(ctx, v, window):
     ctx.note("hostsim events of the window: %d" % len(window))
 
 
-def run_dirty_rate(ctx, viommu):
-    v = ctx.vm("src", viommu=viommu, **dirty_rate_kw("iommufd")).start()
+def run_dirty_rate(ctx, viommu, backend="iommufd"):
+    v = ctx.vm("src", viommu=viommu, **dirty_rate_kw(backend)).start()
     drv = ctx.guest_iommu(v, DID)
     g.map_all(drv, DID, [A, K])
     g.fill_old(v, [A, K])
     # The first sync reads the host as soon as tracking starts, or never.
-    _, stop = dirty_rate_run(ctx, v, "iommufd", [A],
-                             lambda: drv.unmap(DID, A.iova, A.size), note_window, timeout=5.0)
+    window, stop = dirty_rate_run(ctx, v, backend, [A],
+                                  lambda: drv.unmap(DID, A.iova, A.size), note_window,
+                                  timeout=5.0)
     if stop:
         return stop
+    if backend == "legacy":
+        # type1 reads the bits inside the unmap ioctl, and QEMU marks them
+        # without a trace of the page: judge that the unmap read them.
+        read = [e for e in H.calls(window, H.TYPE1_UNMAP)
+                if e.get("ret") == 0 and e.get("iova") == A.iova
+                and e.get("flags", 0) & H.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP]
+        return "read-at-unmap" if read else "no-read"
     # The read that goes with the unmap is the one with NO_CLEAR (0x1).
     lines = [l for l in v.trace_lines("vfio_container_query_dirty_bitmap")
              if "backend_flag=0x1 " in l and "iova=0x%x " % A.iova in l]
@@ -156,4 +169,7 @@ def cases():
                   config.build_before(FIX): "no-sync-read"}
         out.append(Case("e2e/other-viommus/%s/iommufd/dirty-rate" % viommu, expect,
                         lambda ctx, v=viommu: run_dirty_rate(ctx, v), __doc__))
+        expect = dict(expect, fork="read-at-unmap")
+        out.append(Case("e2e/other-viommus/%s/legacy/dirty-rate" % viommu, expect,
+                        lambda ctx, v=viommu: run_dirty_rate(ctx, v, "legacy"), __doc__))
     return out
