@@ -30,6 +30,8 @@ then a live migration runs; once the targets hold "old" on the destination
           so fails any VFIO migration in progress, with or without a
           vIOMMU (the source keeps running, nothing is lost).
 Every page of every mapping is compared on the destination.
+e2e/other-viommus/intel/<backend>/disable-translation: VT-d's reset as a
+guest does it (GCMD.TE cleared with A and K live), for comparison.
 
 e2e/other-viommus/<viommu>/iommufd/dirty-rate: the page unmap inside a
 calc-dirty-rate window (no migration): the bits read at the unmap must be
@@ -78,6 +80,23 @@ def variants(viommu):
     else:
         out["reset"] = ([A, K], lambda drv, v: drv.reset())
     return out
+
+
+def run_vtd_disable(ctx, backend):
+    """VT-d's reset as a guest does it: translation disabled (GCMD.TE = 0)
+    with the device's mappings live, so VT-d unmaps them and the device's
+    address space becomes pass-through."""
+    mw = MigrationWindow(ctx, **migration_kw(backend))
+    src, dst = mw.src, mw.dst
+    drv = ctx.guest_iommu(src, DID)
+    g.map_all(drv, DID, [A, K])
+    g.fill_old(src, [A, K])
+    stop = mw.run([A, K], drv.disable_translation)
+    if stop:
+        return stop
+    if not mw.result.completed:
+        return "migrate-failed"
+    return "lost" if count_lost(ctx, dst, [A, K]) else "intact"
 
 
 def run_migration(ctx, viommu, backend, variant):
@@ -172,4 +191,11 @@ def cases():
         expect = dict(expect, fork="read-at-unmap")
         out.append(Case("e2e/other-viommus/%s/legacy/dirty-rate" % viommu, expect,
                         lambda ctx, v=viommu: run_dirty_rate(ctx, v, "legacy"), __doc__))
+    # VT-d's counterpart of the reset variant (its other variants are the
+    # unmap, teardown and matrix cases).  The nine commits already unmap
+    # each mapping of VT-d's iova tree with its target there.
+    for backend in ("iommufd", "legacy"):
+        expect = expectations(backend, nine="intact")
+        out.append(Case("e2e/other-viommus/intel/%s/disable-translation" % backend, expect,
+                        lambda ctx, b=backend: run_vtd_disable(ctx, b), __doc__))
     return out
