@@ -1,12 +1,13 @@
 """A dirty sync that runs between a guest's page-table change and its IOTLB
-invalidation (the follow-up "intel_iommu: Keep the iova tree intact when
-replaying mappings").
+invalidation (fixed by the follow-up "vfio/listener: Read the dirty bits of
+vIOMMU mappings from VFIO's record": the sync reads VFIO's record and no
+longer replays the guest's tables).
 
 intel_iommu keeps, per address space, an iova tree of what its notifiers
 (VFIO) were told is mapped; an invalidation's page walk sends MAP/UNMAP for
 the difference between that tree and the guest's page tables.  VFIO's dirty
-sync replays the IOMMU section (to query the dirty bitmap of every present
-mapping), and before the fix vtd_iommu_replay() clears the tree and
+sync replayed the IOMMU section (to query the dirty bitmap of every present
+mapping) before the fix, and vtd_iommu_replay() clears the tree and
 re-records what the page tables hold *now*.  A guest writes an entry first
 and invalidates it afterwards, so a sync can land in between (any sync:
 migration iterations, calc-dirty-rate, dirty-limit):
