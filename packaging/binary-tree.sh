@@ -10,10 +10,8 @@ repo=$(dirname "$here")
 . "$here/binary.env"
 : "${OUT:=$repo/out}"
 
-fail() {
-	printf '\npackaging: %s\n\n' "$*" | fold -s -w 78 >&2
-	exit 1
-}
+# shellcheck source=packaging/fail.sh
+. "$here/fail.sh"
 
 dsc=$OUT/deb/qemu_${DEB_VERSION#*:}.dsc
 [ -f "$dsc" ] || fail "no source package $dsc: run packaging/make-source.sh (make deb-source) first"

@@ -17,10 +17,8 @@ repo=$(dirname "$here")
 : "${OUT:?OUT must name the build area}"
 : "${CACHE_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/qemu-viommu-migration}"
 
-fail() {
-	printf '\npackaging: %s\n\n' "$*" | fold -s -w 78 >&2
-	exit 1
-}
+# shellcheck source=packaging/fail.sh
+. "$here/fail.sh"
 
 # The sha256 the .dsc $1 lists for file $2.
 dsc_sha256() {

@@ -21,10 +21,8 @@ repo=$(dirname "$here")
 : "${OUT:=$repo/out}"
 export OUT
 
-fail() {
-	printf '\npackaging: %s\n\n' "$*" | fold -s -w 78 >&2
-	exit 1
-}
+# shellcheck source=packaging/fail.sh
+. "$here/fail.sh"
 
 src_dir=$("$here/fetch-debian.sh" | tail -n 1)
 work=$OUT/deb

@@ -19,10 +19,8 @@ repo=$(dirname "$here")
 : "${OUT:=$repo/out}"
 bindir=${1:?usage: scratch-root.sh <directory of the built packages>}
 
-fail() {
-	printf '\npackaging: %s\n\n' "$*" | fold -s -w 78 >&2
-	exit 1
-}
+# shellcheck source=packaging/fail.sh
+. "$here/fail.sh"
 
 ver=${DEB_VERSION#*:}
 deb_of() {
