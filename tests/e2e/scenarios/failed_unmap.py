@@ -1,29 +1,33 @@
-"""A host unmap fails (fault injected in hostsim) before the migration:
-the host IOMMU keeps a mapping QEMU no longer has, and the device can
-still DMA through it.  No dirty sync reads the dirty bits of a range QEMU
-does not know is mapped (or reads them for the guest's new translation of
-that IOVA), so a later migration must fail with an error naming the
-failed unmap rather than complete without the pages written through the
-stale mapping.
+"""A host unmap fails (fault injected in hostsim): the host IOMMU keeps a
+mapping QEMU no longer has, and the device can still DMA through it.  No
+dirty sync reads the dirty bits of a range QEMU does not know is mapped
+(or reads them for the guest's new translation of that IOVA), so no
+migration may complete while such a range may still be mapped.  The fork
+blocks migration with a reason naming the device and the range
+(query-migrate's blocked-reasons, what libvirt reads), retries the
+unmap, and lifts the blocker once the unmap succeeds.
 
 e2e/failed-unmap/translation-enable/<backend>
   The guest enables translation with the device in DMA domain 1: the
   pass-through RAM section at 0 leaves the VFIO listener and its host
-  unmap (vfio_listener_region_del()) fails with EBUSY, so the identity
-  mapping stays.  The guest maps IOVA 0x10000 -> GPA 0x200000 (the host
-  map fails: EEXIST).  During the migration, once both pages were sent,
-  the device writes through IOVA 0x10000: the data lands in guest page
-  0x10000 through the stale mapping.  This is the fail-nth sweep's point
-  "IOMMU_IOAS_UNMAP nth=2 errno=EBUSY".  iommufd only: type1 refuses the
-  dirty-bitmap read of IOVA 0x10000 inside the larger stale mapping
-  (EINVAL), so on the legacy backend the migration already fails at its
-  setup ("ram_save_setup failed"), before and after the fix.
+  unmap (vfio_listener_region_del()) fails with EBUSY, and keeps failing
+  until the case lifts the fault, so the identity mapping stays.  The
+  guest maps IOVA 0x10000 -> GPA 0x200000 (the host map fails: EEXIST).
+  With the fault still on, blocked-reasons must name the device and a
+  range holding IOVA 0x10000, and `migrate` must be refused with it; once
+  the fault is lifted, QEMU's retry must remove the blocker.  During the
+  migration, once both pages were sent, the device writes through IOVA
+  0x10000: where a stale identity mapping is left, the data lands in
+  guest page 0x10000.  iommufd only: type1 refuses the dirty-bitmap read
+  of IOVA 0x10000 inside the larger stale mapping (EINVAL), so on the
+  legacy backend the migration already fails at its setup ("ram_save_setup
+  failed"), before and after the fix.
 e2e/failed-unmap/guest-unmap/<backend>
-  The guest maps IOVA 0x10000 -> GPA 0x200000 and unmaps it (PTE zeroed,
-  invalidated) before the migration; the host unmap, from
-  vfio_iommu_map_notify(), fails with EBUSY, so the mapping stays.  During
-  the migration the device writes through IOVA 0x10000: the data lands in
-  guest page 0x200000, which the guest no longer maps.
+  The same steps, but the guest maps IOVA 0x10000 -> GPA 0x200000 and
+  unmaps it (PTE zeroed, invalidated) before the migration; the host
+  unmap, from vfio_iommu_map_notify(), fails with EBUSY, so the mapping
+  stays, and the device's write lands in guest page 0x200000, which the
+  guest no longer maps.
 e2e/failed-unmap/during-migration/<backend>
   The unmap fails while the migration runs: the device is in a
   pass-through domain (IOVA = GPA), writes guest page 0x200000 once it was
@@ -40,22 +44,47 @@ e2e/failed-unmap/during-migration/<backend>
   removes the range, nothing stale is left, and the second migration
   completes with the page intact ("+next-intact").
 e2e/failed-unmap/during-migration-persistent/<backend>
-  The same, but every unmap of the range fails until the guest is done
-  leaving pass-through: the mapping stays, and the second migration must
-  fail too, naming the unmap ("+next-failed[unmap]").
+  The same, but every unmap of the range fails until the first migration
+  failed: then the blocker must be there (it is added once no migration
+  runs), refuse `migrate`, and go once the fault is lifted; the second
+  migration completes intact.  Before the blocker, the first failure
+  vetoed every later migration, invisibly and for good
+  ("+next-failed[unmap]").
+e2e/failed-unmap/dirty-rate-read-<once|persistent>/<backend>
+  calc-dirty-rate (dirty-bitmap mode, 3 s) measures while the device
+  writes the first page of an 8 MiB range mapped with 4 KiB pages and the
+  guest unmaps the range; hostsim fails the dirty bitmap read that goes
+  with the unmap of that page (iommufd: IOMMU_HWPT_GET_DIRTY_BITMAP; type1:
+  VFIO_IOMMU_UNMAP_DMA with its bitmap), once, or (iommufd) every time
+  until the unmap is done.  No migration runs, so no migration error
+  stops anything: the dirty bits must not be dropped.  The fork retries
+  the read with the unmap ("read-on-retry": the page's bit read, none
+  lost), and if the read keeps failing unmaps without it and marks every
+  page of the range dirty ("marked-all": a rate of at least 2 MB/s).
+  Before the blocker fix the retry unmapped without reading ("dropped":
+  hostsim discarded the page's dirty bit, the rate is 0).  hostsim cannot
+  fail the type1 unmap with bitmap and not the one without, so "marked-all"
+  is shown on iommufd only.
 
 Labels:
+  blocked[unmap]  blocked-reasons names the device and the range;
+                  "+refused": `migrate` was refused with that reason;
+                  "+retried": the blocker went once the unmap could succeed
+                  (the fix);
   failed[unmap]   the migration failed with an error naming the failed
                   unmap ("vfio_container_dma_unmap"), and the source VM
-                  is still running and answers QMP (the fix);
+                  is still running and answers QMP (before the blocker:
+                  also every later one);
   lost-pages      the migration completed and a page the device wrote
                   differs between source and destination (the silent
                   loss, the queue just before "vfio: Fail migration after
                   a failed DMA unmap");
   completed-intact, failed-other, source-not-running, fault-not-hit,
-  blocked[...] / realize-failed[...] (the base: the vIOMMU blocker).
+  not-unmapped, blocked[...] / realize-failed[...] (the base: the vIOMMU
+  blocker).
 """
 
+import re
 import struct
 import time
 
@@ -64,8 +93,11 @@ import guestdma as g
 import hostlog as H
 import migration
 import viommu_modes
+from qmp import QMPError
 from scenario import Case, reason_key
+from scenarios.migration_window import dirty_rate_kw, dma_failed
 from scenarios.unmap_during_migration import backend_kw
+import scenarios.unmap_reads as R
 
 DID = 1
 A = g.Mapping(0x10000, 0x200000)
@@ -73,23 +105,26 @@ A = g.Mapping(0x10000, 0x200000)
 # pass-through phase takes the device's write.
 IDENTITY = g.Mapping(A.iova, A.iova)
 FIX = "Fail-migration-after-a-failed-DMA-unmap"
+# The fix that turned the permanent, invisible veto into a blocker.
+BLOCKER_FIX = "Block-migration-while-a-failed-DMA-unmap"
+DEVICE = "0000:00:05.0"
 
 
 def unmap_call(backend):
     return H.IOAS_UNMAP if backend == "iommufd" else H.TYPE1_UNMAP
 
 
-def fail_next_unmap(vm, backend):
-    """Fail the next host unmap that covers IOVA A with EBUSY (what both
-    iommufd and type1 return for a range they cannot unmap now)."""
-    vm.ctl.add_fault(unmap_call(backend), nth=1,
+def fail_unmaps(vm, backend):
+    """Fail every host unmap that covers IOVA A with EBUSY (what both
+    iommufd and type1 return for a range they cannot unmap now), until
+    the case clears the fault."""
+    vm.ctl.add_fault(unmap_call(backend), nth=None,
                      iova_range=(A.iova, A.iova + A.size - 1), errno="EBUSY")
 
 
 def setup_translation_enable(src, backend):
-    fail_next_unmap(src, backend)
+    fail_unmaps(src, backend)
     drv = viommu_modes.bring_up(src, "legacy", DID)
-    src.ctl.clear_faults()
     g.map_all(drv, DID, [A])
     return drv
 
@@ -97,10 +132,54 @@ def setup_translation_enable(src, backend):
 def setup_guest_unmap(src, backend):
     drv = viommu_modes.bring_up(src, "legacy", DID)
     g.map_all(drv, DID, [A])
-    fail_next_unmap(src, backend)
+    fail_unmaps(src, backend)
     drv.unmap(DID, A.iova, A.size)
-    src.ctl.clear_faults()
     return drv
+
+
+def unmap_blocker(vm, iova=A.iova):
+    """The blocked-reason that names the device and a range holding
+    `iova`, or None."""
+    for text in vm.blocked_reasons():
+        m = re.search(r"DMA unmap of IOVA 0x([0-9a-f]+)-0x([0-9a-f]+) failed", text)
+        if DEVICE in text and m and int(m[1], 16) <= iova <= int(m[2], 16):
+            return text
+    return None
+
+
+def wait_blocker(vm, present, iova=A.iova, timeout=10.0):
+    """Wait until the unmap blocker is there (present) or gone: QEMU adds
+    it when no migration runs, and removes it when its retry of the unmap
+    succeeds."""
+    end = time.monotonic() + timeout
+    while bool(unmap_blocker(vm, iova)) != present:
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def blocker_steps(ctx, src, iova=A.iova):
+    """With the unmap still failing: the blocker names the device and the
+    range, and `migrate` is refused with it; once the unmap can succeed,
+    QEMU's retry removes the blocker.  Returns the label's prefix, or
+    (None, final label)."""
+    text = unmap_blocker(src, iova)
+    if not text:
+        ctx.note("blocked-reasons: %s" % src.blocked_reasons())
+        return "", None
+    ctx.note("blocked-reason: " + text)
+    try:
+        src.qmp.command("migrate", uri="unix:/nonexistent/e2e-refused")
+        return None, "blocked[unmap]+not-refused"
+    except QMPError as e:
+        ctx.note("migrate refused: " + e.desc)
+        if DEVICE not in e.desc:
+            return None, "blocked[unmap]+refused-other"
+    src.ctl.clear_faults()
+    if not wait_blocker(src, False, iova):
+        return None, "blocked[unmap]+refused+stuck"
+    return "blocked[unmap]+refused+retried+", None
 
 
 def run(ctx, backend, setup):
@@ -116,6 +195,10 @@ def run(ctx, backend, setup):
     for line in src.trace_lines("vfio_listener_region_del", "vfio_iommu_map_notify")[-8:]:
         ctx.note("  trace: " + line)
     injected = [e for e in H.calls(setup_events, unmap_call(backend)) if e.get("injected")]
+    prefix, stop = blocker_steps(ctx, src)
+    if stop:
+        return stop
+    src.ctl.clear_faults()
     pages = [A, IDENTITY]
     g.fill_old(src, pages)
     replies = []
@@ -148,10 +231,10 @@ def run(ctx, backend, setup):
         ctx.measures["pages_lost"] = len(bad)
         if r.ordering_lost and not bad:
             return "ordering-lost"
-        return "lost-pages" if bad else "completed-intact"
+        return prefix + ("lost-pages" if bad else "completed-intact")
     if status != "running":
         return "source-not-running"
-    return label_failure(r)
+    return prefix + label_failure(r)
 
 
 def second_pattern(gpa):
@@ -226,7 +309,8 @@ def run_during_migration(ctx, backend, persistent=False):
         src.ctl.add_fault(unmap_call(backend), nth=None if persistent else 1,
                           iova_range=(m.iova, m.iova + m.size - 1), errno="EBUSY")
         viommu_modes.block(drv, DID)
-        src.ctl.clear_faults()
+        if not persistent:
+            src.ctl.clear_faults()
         st["end"] = src.event_seq()
         st["resent"] = keep_iterating_until(src, dst, m.gpa, "new")
         if st["resent"] == "new":
@@ -266,11 +350,98 @@ def run_during_migration(ctx, backend, persistent=False):
     if label != "failed[unmap]":
         return label
     dst.stop()
+    if persistent:
+        # The unmap still fails: the blocker comes once the migration
+        # ended, and goes once QEMU's retry of the unmap succeeds.
+        wait_blocker(src, True, m.iova, timeout=5.0)
+        prefix, stop = blocker_steps(ctx, src, m.iova)
+        if stop:
+            return label + "+" + stop
+        src.ctl.clear_faults()
+        label += "+" + prefix.rstrip("+") if prefix else ""
     return label + next_migration(ctx, src, kw, m.gpa)
+
+
+# Mapped and unmapped inside a calc-dirty-rate window: 2,048 pages, one
+# host unmap.  All of them marked dirty in a 3 s window is a rate of
+# 8,000 MiB / 3,000 ms = 2 MB/s; the device's one page alone rounds to 0.
+RATE_RANGE = g.Mapping(0x1000000, 0x1000000, 8 << 20)
+RATE_CALC_MS = 3000
+
+
+def measured_rate(vm, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        st = vm.qmp.command("query-dirty-rate", **{"calc-time-unit": "millisecond"})
+        if st.get("status") == "measured":
+            return st.get("dirty-rate")
+        time.sleep(0.1)
+    return None
+
+
+def run_dirty_rate(ctx, backend, call, nths):
+    """calc-dirty-rate measures while the device writes the range's first
+    page and the guest unmaps the range; hostsim fails the call that
+    reads its dirty bits at the unmap (one fault rule per entry of nths:
+    None fails every such call until the unmap is done)."""
+    v = ctx.vm("src", **dirty_rate_kw(backend)).start()
+    drv = ctx.guest_iommu(v, DID)
+    m = RATE_RANGE
+    g.map_all(drv, DID, [m])
+    st = {}
+
+    def action():
+        st["dma"] = g.device_write(v, [g.Mapping(m.iova, m.gpa)])
+        for nth in nths:
+            v.ctl.add_fault(call, nth=nth, iova_range=(m.iova, m.iova + m.size - 1),
+                            errno="EIO")
+        drv.unmap(DID, m.iova, m.size)
+        v.ctl.clear_faults()
+
+    w = R.dirty_rate_window(v, backend, action, calc_ms=RATE_CALC_MS, timeout=10.0)
+    if w.error:
+        ctx.note("dirty-rate: " + w.error)
+        return "no-tracking"
+    if w.ordering_lost:
+        ctx.note(w.ordering_lost)
+        return "ordering-lost"
+    stop = dma_failed(ctx, st.get("dma", []))
+    if stop:
+        return stop
+    window = R.window_events(v, w.start_seq, w.end_seq)
+    for line in H.fmt_all(window, names=(H.GET_DIRTY, H.IOAS_UNMAP, H.TYPE1_UNMAP),
+                          limit=12):
+        ctx.note("  in the window: " + line)
+    for line in v.trace_lines("vfio_container_stale_dma_unmap")[:8]:
+        ctx.note("  trace: " + line)
+    rate = measured_rate(v)
+    ctx.note("dirty-rate: %s MB/s" % rate)
+    if not [e for e in window if e.get("injected")]:
+        return "fault-not-hit"
+    pages = m.size // g.PAGE
+    all_marked = pages * 1000 * g.PAGE // (1 << 20) // RATE_CALC_MS
+    # The calls on the page the device wrote (injected ones name no range)
+    ours = [e for e in window if "iova" in e and R.covers(e, m.iova, g.PAGE)]
+    unmapped = [e for e in H.unmaps_of(ours) if e.get("ret") == 0]
+    lost = sum(e.get("lost_dirty_pages", 0) for e in H.unmaps_of(ours))
+    reads = [e for e in H.calls(ours, H.GET_DIRTY, H.TYPE1_UNMAP)
+             if e.get("ret") == 0 and e.get("dirty_pages", 0) >= 1]
+    ctx.measures["dirty_rate"] = rate
+    ctx.measures["lost_dirty_pages"] = lost
+    if rate is None:
+        return "not-measured"
+    if rate >= all_marked:
+        return "marked-all"
+    if not unmapped:
+        return "not-unmapped"
+    if reads and not lost:
+        return "read-on-retry"
+    return "dropped" if lost else "other[rate=%s]" % rate
 
 
 def cases():
     before = config.build_before(FIX)
+    veto = config.build_before(BLOCKER_FIX)
     out = []
     for name, setup, backends in (
             ("translation-enable", setup_translation_enable, ("iommufd",)),
@@ -278,17 +449,28 @@ def cases():
         for backend in backends:
             base = "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]"
             out.append(Case("e2e/failed-unmap/%s/%s" % (name, backend),
-                            {"fork": "failed[unmap]", "base": base, before: "lost-pages"},
+                            {"fork": "blocked[unmap]+refused+retried+completed-intact",
+                             "base": base, veto: "failed[unmap]", before: "lost-pages"},
                             lambda ctx, b=backend, s=setup: run(ctx, b, s), __doc__))
     for backend in ("iommufd", "legacy"):
         base = "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]"
         out.append(Case("e2e/failed-unmap/during-migration/%s" % backend,
                         {"fork": "failed[unmap]+next-intact", "base": base,
-                         before: "lost-pages"},
+                         veto: "failed[unmap]+next-intact", before: "lost-pages"},
                         lambda ctx, b=backend: run_during_migration(ctx, b), __doc__))
         out.append(Case("e2e/failed-unmap/during-migration-persistent/%s" % backend,
-                        {"fork": "failed[unmap]+next-failed[unmap]", "base": base,
-                         before: "lost-pages"},
+                        {"fork": "failed[unmap]+blocked[unmap]+refused+retried"
+                                 "+next-intact", "base": base,
+                         veto: "failed[unmap]+next-failed[unmap]", before: "lost-pages"},
                         lambda ctx, b=backend: run_during_migration(ctx, b, True),
+                        __doc__))
+    for backend, call, name, nths, fork in (
+            ("iommufd", H.GET_DIRTY, "once", (1,), "read-on-retry"),
+            ("iommufd", H.GET_DIRTY, "persistent", (None,), "marked-all"),
+            ("legacy", H.TYPE1_UNMAP, "once", (1,), "read-on-retry")):
+        out.append(Case("e2e/failed-unmap/dirty-rate-read-%s/%s" % (name, backend),
+                        {"fork": fork, veto: "dropped",
+                         "base": "fault-not-hit" if backend == "iommufd" else "not-unmapped"},
+                        lambda ctx, b=backend, c=call, n=nths: run_dirty_rate(ctx, b, c, n),
                         __doc__))
     return out
