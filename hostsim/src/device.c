@@ -109,8 +109,17 @@ struct hs_devfd *hs_devfd_new(struct hs_device *dev, bool from_group)
     return d;
 }
 
-void hs_devfd_release(struct hs_devfd *d)
+/* a cdev open: the device fd of the device with index id */
+static int cdev_open(struct hs_obj *o, int id)
 {
+    o->u.devfd = hs_devfd_new(hs_device_get(id), false);
+    return 0;
+}
+
+static void devfd_release(struct hs_obj *o)
+{
+    struct hs_devfd *d = o->u.devfd;
+
     for (int i = 0; i < HS_MAX_DEVFDS; i++) {
         if (hs_devfds[i] == d) {
             hs_devfds[i] = NULL;
@@ -369,9 +378,11 @@ static long device_feature(struct hs_call *c, struct hs_devfd *d, void *arg)
 
 /* ------------------------------------------------------------ ioctl */
 
-long hs_device_ioctl(struct hs_call *c, int fd, struct hs_devfd *d,
-                     unsigned long req, void *arg)
+static long device_ioctl(struct hs_call *c, int fd, struct hs_obj *o,
+                         unsigned long req, void *arg)
 {
+    struct hs_devfd *d = o->u.devfd;
+
     (void)fd;
     /* cdev fds are usable only after VFIO_DEVICE_BIND_IOMMUFD */
     if (!d->from_group && !d->bound && req != VFIO_DEVICE_BIND_IOMMUFD) {
@@ -423,7 +434,7 @@ long hs_device_ioctl(struct hs_call *c, int fd, struct hs_devfd *d,
         if (!io) {
             return -EBADF;
         }
-        if (io->kind != HS_IOMMUFD) {
+        if (io->ops->kind != HS_IOMMUFD) {
             return -EBADFD;
         }
         rc = hs_iommufd_bind(d, io, &devid);
@@ -561,9 +572,10 @@ static ssize_t region_access_end(struct hs_call *c, long rc)
     return rc;
 }
 
-ssize_t hs_device_pread(int fd, struct hs_devfd *d, void *buf, size_t n,
-                        off_t off)
+static ssize_t device_pread(int fd, struct hs_obj *o, void *buf, size_t n,
+                            off_t off)
 {
+    struct hs_devfd *d = o->u.devfd;
     struct hs_call c;
     uint32_t index;
     uint64_t roff;
@@ -604,9 +616,10 @@ static void config_write(struct hs_device *D, uint64_t off,
     }
 }
 
-ssize_t hs_device_pwrite(int fd, struct hs_devfd *d, const void *buf,
-                         size_t n, off_t off)
+static ssize_t device_pwrite(int fd, struct hs_obj *o, const void *buf,
+                             size_t n, off_t off)
 {
+    struct hs_devfd *d = o->u.devfd;
     struct hs_call c;
     uint32_t index;
     uint64_t roff;
@@ -627,3 +640,20 @@ ssize_t hs_device_pwrite(int fd, struct hs_devfd *d, const void *buf,
     }
     return region_access_end(&c, rc);
 }
+
+/* read() on a device fd reads the config space from offset 0 */
+static ssize_t device_read(int fd, struct hs_obj *o, void *buf, size_t n)
+{
+    return device_pread(fd, o, buf, n, 0);
+}
+
+const struct hs_file_ops hs_device_fops = {
+    .kind = HS_DEVICE,
+    .name = "device",
+    .open = cdev_open,
+    .ioctl = device_ioctl,
+    .read = device_read,
+    .pread = device_pread,
+    .pwrite = device_pwrite,
+    .release = devfd_release,
+};

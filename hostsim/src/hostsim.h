@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "uapi.h"
@@ -120,9 +121,10 @@ enum hs_kind {
     HS_DATAFD,          /* migration data fd */
 };
 
-/* ------------------------------------------------------------ faults */
-/* Mark the call as not implemented: logged as "unhandled". */
+/* Mark the call as not implemented: logged as "unhandled"; returns -err. */
 long hs_unhandled(struct hs_call *c, unsigned long req, int err);
+
+/* ------------------------------------------------------------ faults */
 /* Decode the IOVA range an ioctl acts on, for range-filtered faults. */
 void hs_decode_range(struct hs_call *c, enum hs_kind kind, unsigned long req,
                      const void *arg);
@@ -186,17 +188,47 @@ void hs_user_bit_set(uint64_t *ubitmap, uint64_t base, uint64_t pgsize,
                      uint64_t iova);
 
 /* ------------------------------------------------------------ objects */
-
-
 struct hs_container;
 struct hs_group;
 struct hs_devfd;
 struct hs_ictx;
 struct hs_datafd;
+struct hs_obj;
+
+/*
+ * What each kind of model fd does, as the kernel's struct file_operations:
+ * the shim finds the object behind an fd in the table (fdtable.c) and calls
+ * through these, so it knows no module.  A NULL entry is an operation the
+ * kind does not have (read/write: EINVAL, pread/pwrite: ESPIPE, ioctl:
+ * ENOTTY).  read/write/pread/pwrite return -1 with errno set, like libc;
+ * open and ioctl return -errno.
+ */
+struct hs_file_ops {
+    enum hs_kind kind;
+    const char *name;           /* "object" of the close log line */
+    /* device nodes only: create the object for node instance id */
+    int (*open)(struct hs_obj *o, int id);
+    long (*ioctl)(struct hs_call *c, int fd, struct hs_obj *o,
+                  unsigned long req, void *arg);
+    ssize_t (*read)(int fd, struct hs_obj *o, void *buf, size_t n);
+    ssize_t (*write)(int fd, struct hs_obj *o, const void *buf, size_t n);
+    ssize_t (*pread)(int fd, struct hs_obj *o, void *buf, size_t n,
+                     off_t off);
+    ssize_t (*pwrite)(int fd, struct hs_obj *o, const void *buf, size_t n,
+                      off_t off);
+    /* the last fd (or holder) is gone */
+    void (*release)(struct hs_obj *o);
+};
+
+extern const struct hs_file_ops hs_container_fops;
+extern const struct hs_file_ops hs_group_fops;
+extern const struct hs_file_ops hs_device_fops;
+extern const struct hs_file_ops hs_iommufd_fops;
+extern const struct hs_file_ops hs_datafd_fops;
 
 struct hs_obj {
-    enum hs_kind kind;
-    int refs;           /* fds referring to it (dup) */
+    const struct hs_file_ops *ops;
+    int refs;           /* fds referring to it (dup), and holders */
     union {
         struct hs_container *container;
         struct hs_group *group;
@@ -207,19 +239,62 @@ struct hs_obj {
     } u;
 };
 
+/* the object behind a model fd, or NULL for every other fd */
 struct hs_obj *hs_fd_get(int fd);
+/* fd now refers to o (takes a reference) */
 void hs_fd_install(int fd, struct hs_obj *o);
-struct hs_obj *hs_obj_new(enum hs_kind kind, void *p);
-/* Called when the last fd of an object closes. */
-void hs_obj_release(struct hs_obj *o);
+struct hs_obj *hs_obj_new(const struct hs_file_ops *ops, void *p);
+/* Drop a reference; the last one releases the object. */
+void hs_obj_put(struct hs_obj *o);
+/* A new object of ops behind a new real fd: the fd, or -errno. */
+int hs_obj_install_new(const struct hs_file_ops *ops, void *p, int flags);
+/* open() of a device node: ops->open(id) behind a new fd; fd or -errno */
+int hs_obj_open(const struct hs_file_ops *ops, int id, int flags);
+/* An inherited fd stands for a node instance (fd passing). */
+void hs_obj_adopt(const struct hs_file_ops *ops, int id, int fd);
+int hs_new_backing_fd(int flags);   /* a real fd to stand for an object */
+/* Forget every fd (the self-test's model reset; objects are leaked). */
+void hs_fd_forget_all(void);
 
-/* real libc entry points (resolved with dlsym(RTLD_NEXT)) */
+/*
+ * The calls of the shim on model fds (fdtable.c).  Each takes the model
+ * lock, and returns false when fd is not (or no longer) a model fd: the
+ * shim then passes the call to libc.  *ret follows the libc convention.
+ */
+bool hs_fd_ioctl(int fd, unsigned long req, void *arg, int *ret);
+bool hs_fd_read(int fd, void *buf, size_t n, ssize_t *ret);
+bool hs_fd_write(int fd, const void *buf, size_t n, ssize_t *ret);
+bool hs_fd_pread(int fd, void *buf, size_t n, off_t off, ssize_t *ret);
+bool hs_fd_pwrite(int fd, const void *buf, size_t n, off_t off,
+                  ssize_t *ret);
+/* Before the real close: fd no longer refers to its object. */
+void hs_fd_close(int fd);
+/* After a real dup of a model fd to newfd. */
+void hs_fd_dup(int oldfd, int newfd);
+
+/* ------------------------------------------------------------ nodes */
+/* The device nodes the model owns (nodes.c). */
+enum hs_node { HS_NODE_NONE, HS_NODE_CONTAINER, HS_NODE_GROUP,
+               HS_NODE_IOMMU, HS_NODE_CDEV, HS_NODE_VFIO_DIR,
+               HS_NODE_DEVICES_DIR };
+
+/* *id: group number for a group, device index for a cdev */
+enum hs_node hs_node_lookup(const char *path, int *id);
+/* open() of a node that is not a directory: the fd, or -1 with errno */
+int hs_node_open(const char *path, int flags, enum hs_node n, int id);
+/* Treat an inherited fd as an open node (fd passing). */
+void hs_node_adopt(int fd, enum hs_node n, int id);
+/* What stat() reports for a node path / a model fd; false: not ours. */
+bool hs_node_stat(const char *path, struct stat *st);
+bool hs_node_fstat(int fd, struct stat *st);
+
+/* real libc entry points (libc.c, resolved with dlsym(RTLD_NEXT)) */
 extern int (*hs_real_open)(const char *, int, ...);
 extern int (*hs_real_close)(int);
 extern ssize_t (*hs_real_read)(int, void *, size_t);
 extern ssize_t (*hs_real_write)(int, const void *, size_t);
 extern int (*hs_real_ioctl)(int, unsigned long, ...);
-int hs_new_backing_fd(int flags);   /* a real fd to stand for an object */
+void hs_libc_resolve(void);
 
 /* ------------------------------------------------------------ type1 */
 struct hs_container {
@@ -240,15 +315,8 @@ struct hs_group {
 
 /* open groups (a group node opens once at a time) */
 extern struct hs_group *hs_groups[HS_MAX_DEVS];
-struct hs_group *hs_group_open(int id);     /* NULL if already open */
 bool hs_group_alive(struct hs_group *g);
 
-long hs_container_ioctl(struct hs_call *c, int fd, struct hs_container *ct,
-                        unsigned long req, void *arg);
-long hs_group_ioctl(struct hs_call *c, int fd, struct hs_group *g,
-                    unsigned long req, void *arg);
-void hs_container_release(struct hs_container *ct);
-void hs_group_release(struct hs_group *g);
 uint64_t hs_type1_pgsize(void);
 /* IOVA ranges usable for DMA (type1 and iommufd with a domain). */
 int hs_iova_ranges(struct iommu_iova_range *r, int max);
@@ -285,9 +353,6 @@ struct hs_ictx {
     struct hs_iobj objs[HS_MAX_IOBJ];   /* index = object id, 0 unused */
 };
 
-long hs_iommufd_ioctl(struct hs_call *c, int fd, struct hs_ictx *ctx,
-                      unsigned long req, void *arg);
-void hs_ictx_release(struct hs_ictx *ctx);
 struct hs_ioas *hs_ictx_ioas(struct hs_ictx *ctx, uint32_t id);
 struct hs_hwpt *hs_ictx_hwpt(struct hs_ictx *ctx, uint32_t id);
 /* device side of iommufd (called from the device fd ioctls) */
@@ -336,13 +401,6 @@ void hs_device_init(void);
 /* device by index, or by name; NULL if not configured */
 struct hs_device *hs_device_get(int index);
 struct hs_device *hs_device_by_name(const char *name);
-long hs_device_ioctl(struct hs_call *c, int fd, struct hs_devfd *d,
-                     unsigned long req, void *arg);
-ssize_t hs_device_pread(int fd, struct hs_devfd *d, void *buf, size_t n,
-                        off_t off);
-ssize_t hs_device_pwrite(int fd, struct hs_devfd *d, const void *buf,
-                         size_t n, off_t off);
-void hs_devfd_release(struct hs_devfd *d);
 /* open device fds (the DMA engine looks for the one with a translation) */
 #define HS_MAX_DEVFDS 8
 extern struct hs_devfd *hs_devfds[HS_MAX_DEVFDS];
@@ -363,12 +421,6 @@ long hs_feature_mig_state(struct hs_call *c, struct hs_devfd *d,
                           uint32_t flags, void *data, size_t datasz);
 long hs_feature_mig_data_size(struct hs_call *c, struct hs_devfd *d,
                               uint32_t flags, void *data, size_t datasz);
-long hs_datafd_ioctl(struct hs_call *c, int fd, struct hs_datafd *df,
-                     unsigned long req, void *arg);
-ssize_t hs_datafd_read(int fd, struct hs_datafd *df, void *buf, size_t n);
-ssize_t hs_datafd_write(int fd, struct hs_datafd *df, const void *buf,
-                        size_t n);
-void hs_datafd_release(struct hs_datafd *df);
 const char *hs_mig_state_name(uint32_t s);
 void hs_migration_reset(struct hs_device *D);
 

@@ -740,9 +740,17 @@ static long destroy(struct hs_call *c, struct hs_ictx *ctx, void *arg)
     }
 }
 
-long hs_iommufd_ioctl(struct hs_call *c, int fd, struct hs_ictx *ctx,
-                      unsigned long req, void *arg)
+static int iommufd_open(struct hs_obj *o, int id)
 {
+    (void)id;
+    o->u.ictx = calloc(1, sizeof(struct hs_ictx));
+    return 0;
+}
+
+static long iommufd_ioctl(struct hs_call *c, int fd, struct hs_obj *o,
+                          unsigned long req, void *arg)
+{
+    struct hs_ictx *ctx = o->u.ictx;
     static const struct { unsigned long req; uint32_t min; } mins[] = {
         { IOMMU_DESTROY, 8 }, { IOMMU_IOAS_ALLOC, 12 },
         { IOMMU_IOAS_IOVA_RANGES, 32 }, { IOMMU_IOAS_MAP, 40 },
@@ -790,8 +798,10 @@ long hs_iommufd_ioctl(struct hs_call *c, int fd, struct hs_ictx *ctx,
     }
 }
 
-void hs_ictx_release(struct hs_ictx *ctx)
+static void iommufd_release(struct hs_obj *o)
 {
+    struct hs_ictx *ctx = o->u.ictx;
+
     for (uint32_t id = 1; id < HS_MAX_IOBJ; id++) {
         if (ctx->objs[id].type == HS_IOBJ_HWPT) {
             free(ctx->objs[id].u.hwpt);
@@ -805,6 +815,14 @@ void hs_ictx_release(struct hs_ictx *ctx)
     }
     free(ctx);
 }
+
+const struct hs_file_ops hs_iommufd_fops = {
+    .kind = HS_IOMMUFD,
+    .name = "iommufd",
+    .open = iommufd_open,
+    .ioctl = iommufd_ioctl,
+    .release = iommufd_release,
+};
 
 /* ------------------------------------------------------------ device side */
 
@@ -921,7 +939,5 @@ void hs_iommufd_unbind(struct hs_devfd *d)
     o->u.ictx->objs[d->devid].u.dev = NULL;
     d->bound = false;
     d->ictx_obj = NULL;
-    if (--o->refs == 0) {
-        hs_obj_release(o);
-    }
+    hs_obj_put(o);
 }

@@ -120,6 +120,14 @@ void hs_call_range(struct hs_call *c, uint64_t iova, uint64_t len)
     }
 }
 
+long hs_unhandled(struct hs_call *c, unsigned long req, int err)
+{
+    hs_call_str(c, "request_name", c->name);
+    c->name = "unhandled";
+    hs_call_hex(c, "request", req);
+    return -err;
+}
+
 void hs_call_end(struct hs_call *c, long ret, int err)
 {
     char line[2048];

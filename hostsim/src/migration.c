@@ -202,19 +202,14 @@ static int new_datafd(struct hs_device *D, bool saving,
                       struct hs_datafd **out)
 {
     struct hs_datafd *df = calloc(1, sizeof(*df));
-    struct hs_obj *o;
     int fd;
 
     df->dev = D;
     df->saving = saving;
-    o = hs_obj_new(HS_DATAFD, df);
-    fd = hs_new_backing_fd(O_CLOEXEC);
+    fd = hs_obj_install_new(&hs_datafd_fops, df, O_CLOEXEC);
     if (fd < 0) {
-        free(df);
-        free(o);
         return -EMFILE;
     }
-    hs_fd_install(fd, o);
     if (D->data) {
         D->data->dead = true;
     }
@@ -231,8 +226,10 @@ static void kill_datafd(struct hs_device *D)
     }
 }
 
-void hs_datafd_release(struct hs_datafd *df)
+static void datafd_release(struct hs_obj *o)
 {
+    struct hs_datafd *df = o->u.datafd;
+
     if (df->dev->data == df) {
         df->dev->data = NULL;
     }
@@ -383,9 +380,10 @@ long hs_feature_mig_data_size(struct hs_call *c, struct hs_devfd *d,
     return 0;
 }
 
-long hs_datafd_ioctl(struct hs_call *c, int fd, struct hs_datafd *df,
-                     unsigned long req, void *arg)
+static long datafd_ioctl(struct hs_call *c, int fd, struct hs_obj *o,
+                         unsigned long req, void *arg)
 {
+    struct hs_datafd *df = o->u.datafd;
     struct vfio_precopy_info *pi = arg;
 
     (void)fd;
@@ -407,8 +405,9 @@ long hs_datafd_ioctl(struct hs_call *c, int fd, struct hs_datafd *df,
     return 0;
 }
 
-ssize_t hs_datafd_read(int fd, struct hs_datafd *df, void *buf, size_t n)
+static ssize_t datafd_read(int fd, struct hs_obj *o, void *buf, size_t n)
 {
+    struct hs_datafd *df = o->u.datafd;
     struct hs_call c;
     long rc;
     int e;
@@ -441,9 +440,10 @@ ssize_t hs_datafd_read(int fd, struct hs_datafd *df, void *buf, size_t n)
     return rc;
 }
 
-ssize_t hs_datafd_write(int fd, struct hs_datafd *df, const void *buf,
-                        size_t n)
+static ssize_t datafd_write(int fd, struct hs_obj *o, const void *buf,
+                            size_t n)
 {
+    struct hs_datafd *df = o->u.datafd;
     struct hs_call c;
     long rc;
     int e;
@@ -471,3 +471,12 @@ ssize_t hs_datafd_write(int fd, struct hs_datafd *df, const void *buf,
     }
     return rc;
 }
+
+const struct hs_file_ops hs_datafd_fops = {
+    .kind = HS_DATAFD,
+    .name = "data_fd",
+    .ioctl = datafd_ioctl,
+    .read = datafd_read,
+    .write = datafd_write,
+    .release = datafd_release,
+};

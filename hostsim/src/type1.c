@@ -19,26 +19,28 @@
 
 struct hs_group *hs_groups[HS_MAX_DEVS];
 
-struct hs_group *hs_group_open(int id)
+/* group.c vfio_group_fops_open: one opener at a time */
+static int group_open(struct hs_obj *o, int id)
 {
     struct hs_group *g;
     int slot = -1;
 
     for (int i = 0; i < HS_MAX_DEVS; i++) {
         if (hs_groups[i] && hs_groups[i]->id == id) {
-            return NULL;
+            return -EBUSY;
         }
         if (!hs_groups[i] && slot < 0) {
             slot = i;
         }
     }
     if (slot < 0) {
-        return NULL;
+        return -EBUSY;
     }
     g = calloc(1, sizeof(*g));
     g->id = id;
     hs_groups[slot] = g;
-    return g;
+    o->u.group = g;
+    return 0;
 }
 
 bool hs_group_alive(struct hs_group *g)
@@ -114,6 +116,16 @@ static int ffs64(uint64_t v)
 }
 
 /* ------------------------------------------------------------ container */
+
+static int container_open(struct hs_obj *o, int id)
+{
+    struct hs_container *ct = calloc(1, sizeof(*ct));
+
+    (void)id;
+    ct->dma_avail = hs_cfg.type1_dma_avail;
+    o->u.container = ct;
+    return 0;
+}
 
 static long check_extension(struct hs_container *ct, unsigned long arg)
 {
@@ -527,9 +539,11 @@ static long dirty_pages(struct hs_call *c, struct hs_container *ct, void *arg)
     }
 }
 
-long hs_container_ioctl(struct hs_call *c, int fd, struct hs_container *ct,
-                        unsigned long req, void *arg)
+static long container_ioctl(struct hs_call *c, int fd, struct hs_obj *o,
+                            unsigned long req, void *arg)
 {
+    struct hs_container *ct = o->u.container;
+
     (void)fd;
     switch (req) {
     case VFIO_GET_API_VERSION:
@@ -572,18 +586,30 @@ long hs_container_ioctl(struct hs_call *c, int fd, struct hs_container *ct,
     }
 }
 
-void hs_container_release(struct hs_container *ct)
+static void container_release(struct hs_obj *o)
 {
+    struct hs_container *ct = o->u.container;
+
     /* only reached when neither an fd nor a group refers to it */
     hs_maplist_clear(&ct->maps);
     free(ct);
 }
 
+const struct hs_file_ops hs_container_fops = {
+    .kind = HS_CONTAINER,
+    .name = "container",
+    .open = container_open,
+    .ioctl = container_ioctl,
+    .release = container_release,
+};
+
 /* ------------------------------------------------------------ group */
 
-long hs_group_ioctl(struct hs_call *c, int fd, struct hs_group *g,
-                    unsigned long req, void *arg)
+static long group_ioctl(struct hs_call *c, int fd, struct hs_obj *go,
+                        unsigned long req, void *arg)
 {
+    struct hs_group *g = go->u.group;
+
     (void)fd;
     switch (req) {
     case VFIO_GROUP_GET_STATUS: {
@@ -607,7 +633,7 @@ long hs_group_ioctl(struct hs_call *c, int fd, struct hs_group *g,
         if (g->container) {
             return -EINVAL;
         }
-        if (!co || co->kind != HS_CONTAINER) {
+        if (!co || co->ops->kind != HS_CONTAINER) {
             return -EINVAL;
         }
         g->container = co->u.container;
@@ -636,16 +662,13 @@ long hs_group_ioctl(struct hs_call *c, int fd, struct hs_group *g,
 
             g->container = NULL;
             g->container_obj = NULL;
-            if (--o->refs == 0) {
-                hs_obj_release(o);
-            }
+            hs_obj_put(o);
         }
         return 0;
     case VFIO_GROUP_GET_DEVICE_FD: {
         const char *name = arg;
         struct hs_device *dev = NULL;
         struct hs_devfd *d;
-        struct hs_obj *o;
         int nfd;
 
         hs_call_str(c, "name", name ? name : "");
@@ -667,14 +690,10 @@ long hs_group_ioctl(struct hs_call *c, int fd, struct hs_group *g,
         }
         d = hs_devfd_new(dev, true);
         d->group = g;
-        o = hs_obj_new(HS_DEVICE, d);
-        nfd = hs_new_backing_fd(O_CLOEXEC);
+        nfd = hs_obj_install_new(&hs_device_fops, d, O_CLOEXEC);
         if (nfd < 0) {
-            int e = errno;
-            hs_obj_release(o);
-            return -e;
+            return nfd;
         }
-        hs_fd_install(nfd, o);
         g->device_fds++;
         return nfd;
     }
@@ -683,8 +702,10 @@ long hs_group_ioctl(struct hs_call *c, int fd, struct hs_group *g,
     }
 }
 
-void hs_group_release(struct hs_group *g)
+static void group_release(struct hs_obj *go)
 {
+    struct hs_group *g = go->u.group;
+
     /* closing the group fd detaches it from its container */
     if (g->container) {
         struct hs_obj *co = g->container_obj;
@@ -697,9 +718,7 @@ void hs_group_release(struct hs_group *g)
         }
         g->container = NULL;
         g->container_obj = NULL;
-        if (--co->refs == 0) {
-            hs_obj_release(co);
-        }
+        hs_obj_put(co);
     }
     for (int i = 0; i < HS_MAX_DEVS; i++) {
         if (hs_groups[i] == g) {
@@ -708,3 +727,11 @@ void hs_group_release(struct hs_group *g)
     }
     free(g);
 }
+
+const struct hs_file_ops hs_group_fops = {
+    .kind = HS_GROUP,
+    .name = "group",
+    .open = group_open,
+    .ioctl = group_ioctl,
+    .release = group_release,
+};
