@@ -125,8 +125,9 @@ static void devfd_release(struct hs_obj *o)
             hs_devfds[i] = NULL;
         }
     }
-    if (d->from_group && hs_group_alive(d->group)) {
-        d->group->device_fds--;
+    if (d->from_group && d->group && --d->group->device_fds == 0 &&
+        d->group->closed) {
+        free(d->group);
     }
     if (d->bound) {
         hs_iommufd_unbind(d);
@@ -294,25 +295,6 @@ static void device_reset(struct hs_device *D)
 }
 
 /* ------------------------------------------------------------ features */
-
-int hs_check_feature(uint32_t flags, size_t argsz, uint32_t supported,
-                     size_t minsz)
-{
-    if ((flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET)) &
-        ~supported) {
-        return -EINVAL;
-    }
-    if (flags & VFIO_DEVICE_FEATURE_PROBE) {
-        return 0;
-    }
-    if (!(flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET))) {
-        return -EINVAL;
-    }
-    if (argsz < minsz) {
-        return -EINVAL;
-    }
-    return 1;
-}
 
 static const char *feature_name(uint32_t f)
 {

@@ -39,7 +39,8 @@ static bool find_xlate(struct hs_device *D, struct xlate *x)
                 return true;
             }
         }
-        if (d->from_group && hs_group_alive(d->group) &&
+        /* a closed group has no container any more */
+        if (d->from_group && d->group &&
             d->group->container && d->group->container->iommu_set) {
             x->ct = d->group->container;
             x->maps = &x->ct->maps;

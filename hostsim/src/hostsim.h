@@ -9,6 +9,7 @@
 #ifndef HOSTSIM_H
 #define HOSTSIM_H
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -311,11 +312,16 @@ struct hs_group {
     struct hs_container *container;
     struct hs_obj *container_obj;
     int device_fds;     /* open device fds obtained from this group */
+    /*
+     * The group fd is closed (detached, no longer in hs_groups) but device
+     * fds obtained from it are still open: they keep the memory, and the
+     * last of them frees it.
+     */
+    bool closed;
 };
 
 /* open groups (a group node opens once at a time) */
 extern struct hs_group *hs_groups[HS_MAX_DEVS];
-bool hs_group_alive(struct hs_group *g);
 
 uint64_t hs_type1_pgsize(void);
 /* IOVA ranges usable for DMA (type1 and iommufd with a domain). */
@@ -433,8 +439,30 @@ long hs_feature_log_report(struct hs_call *c, struct hs_device *D,
                            uint32_t flags, void *data, size_t datasz);
 void hs_dmalog_mark(struct hs_device *D, uint64_t iova, uint64_t len);
 void hs_dmalog_reset(struct hs_device *D);
-int hs_check_feature(uint32_t flags, size_t argsz, uint32_t supported,
-                     size_t minsz);
+
+/*
+ * include/linux/vfio.h vfio_check_feature(), an inline there too: the
+ * feature handlers of migration.c and dmalog.c share it without calling
+ * back into device.c.  1: go on, 0: PROBE answered, -errno.
+ */
+static inline int hs_check_feature(uint32_t flags, size_t argsz,
+                                   uint32_t supported, size_t minsz)
+{
+    if ((flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET)) &
+        ~supported) {
+        return -EINVAL;
+    }
+    if (flags & VFIO_DEVICE_FEATURE_PROBE) {
+        return 0;
+    }
+    if (!(flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET))) {
+        return -EINVAL;
+    }
+    if (argsz < minsz) {
+        return -EINVAL;
+    }
+    return 1;
+}
 
 /* ------------------------------------------------------------ DMA */
 struct hs_dma_result {

@@ -43,16 +43,6 @@ static int group_open(struct hs_obj *o, int id)
     return 0;
 }
 
-bool hs_group_alive(struct hs_group *g)
-{
-    for (int i = 0; i < HS_MAX_DEVS; i++) {
-        if (g && hs_groups[i] == g) {
-            return true;
-        }
-    }
-    return false;
-}
-
 uint64_t hs_type1_pgsize(void)
 {
     uint64_t b = hs_cfg.type1_iova_pgsizes;
@@ -669,7 +659,6 @@ static long group_ioctl(struct hs_call *c, int fd, struct hs_obj *go,
         const char *name = arg;
         struct hs_device *dev = NULL;
         struct hs_devfd *d;
-        int nfd;
 
         hs_call_str(c, "name", name ? name : "");
         if (!g->container || !g->container->iommu_set) {
@@ -690,12 +679,9 @@ static long group_ioctl(struct hs_call *c, int fd, struct hs_obj *go,
         }
         d = hs_devfd_new(dev, true);
         d->group = g;
-        nfd = hs_obj_install_new(&hs_device_fops, d, O_CLOEXEC);
-        if (nfd < 0) {
-            return nfd;
-        }
+        /* counted first: a failed install releases the fd, which uncounts */
         g->device_fds++;
-        return nfd;
+        return hs_obj_install_new(&hs_device_fops, d, O_CLOEXEC);
     }
     default:
         return hs_unhandled(c, req, ENOTTY);
@@ -724,6 +710,10 @@ static void group_release(struct hs_obj *go)
         if (hs_groups[i] == g) {
             hs_groups[i] = NULL;
         }
+    }
+    if (g->device_fds) {
+        g->closed = true;   /* the device fds free it */
+        return;
     }
     free(g);
 }
