@@ -179,6 +179,13 @@ struct hs_map *hs_maplist_find(const struct hs_maplist *l, uint64_t first,
 void hs_maplist_clear(struct hs_maplist *l);
 /* Host address for iova inside m (maps file-backed areas on demand). */
 void *hs_map_host(struct hs_map *m, uint64_t iova);
+/*
+ * The IOVA aperture: ranges usable for DMA (type1, and iommufd with a
+ * domain).  Fills up to max ranges, returns how many there are.
+ */
+int hs_iova_ranges(struct iommu_iova_range *r, int max);
+/* [first, last] lies inside one range of the aperture */
+bool hs_iova_valid(uint64_t first, uint64_t last);
 
 /* ------------------------------------------------------------ bitmaps */
 uint64_t *hs_bits_alloc(uint64_t nbits);
@@ -324,9 +331,6 @@ struct hs_group {
 extern struct hs_group *hs_groups[HS_MAX_DEVS];
 
 uint64_t hs_type1_pgsize(void);
-/* IOVA ranges usable for DMA (type1 and iommufd with a domain). */
-int hs_iova_ranges(struct iommu_iova_range *r, int max);
-bool hs_iova_valid(uint64_t first, uint64_t last);
 
 /* ------------------------------------------------------------ iommufd */
 enum hs_iobj_type { HS_IOBJ_FREE = 0, HS_IOBJ_IOAS, HS_IOBJ_HWPT, HS_IOBJ_DEVICE };

@@ -1,6 +1,7 @@
 /*
- * IOVA -> host mappings, kept sorted by IOVA.  Shared by the type1
- * container (vfio_dma entries) and the iommufd IOAS (iopt areas).
+ * IOVA -> host mappings, kept sorted by IOVA, and the IOVA aperture they
+ * live in.  Shared by the type1 container (vfio_dma entries) and the
+ * iommufd IOAS (iopt areas).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -141,4 +142,41 @@ uint64_t hs_map_count(const struct hs_map *m, const uint64_t *bits)
         n += (uint64_t)__builtin_popcountll(bits[i]);
     }
     return n;
+}
+
+/* ------------------------------------------------------------ aperture */
+
+/*
+ * The IOVA space a mapping may use, the same for a type1 container and for
+ * an iommufd IOAS with a domain: x86 with an Intel IOMMU, the domain
+ * aperture (iommu.aw_bits) minus the IOAPIC/MSI window (intel_iommu's
+ * reserved region 0xfee00000-0xfeefffff).
+ */
+int hs_iova_ranges(struct iommu_iova_range *r, int max)
+{
+    uint64_t top = hs_cfg.aw_bits >= 64 ? UINT64_MAX
+                                        : (1ull << hs_cfg.aw_bits) - 1;
+
+    if (max >= 1) {
+        r[0].start = 0;
+        r[0].last = 0xfedfffffull;
+    }
+    if (max >= 2) {
+        r[1].start = 0xfef00000ull;
+        r[1].last = top;
+    }
+    return 2;
+}
+
+bool hs_iova_valid(uint64_t first, uint64_t last)
+{
+    struct iommu_iova_range r[2];
+
+    hs_iova_ranges(r, 2);
+    for (int i = 0; i < 2; i++) {
+        if (first >= r[i].start && last <= r[i].last) {
+            return true;
+        }
+    }
+    return false;
 }

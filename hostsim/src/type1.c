@@ -50,39 +50,6 @@ uint64_t hs_type1_pgsize(void)
     return b ? b & -b : HS_PAGE_SIZE;
 }
 
-/*
- * x86 IOVA space with an Intel IOMMU: the domain aperture minus the
- * IOAPIC/MSI window (reserved region 0xfee00000-0xfeefffff).
- */
-int hs_iova_ranges(struct iommu_iova_range *r, int max)
-{
-    uint64_t top = hs_cfg.aw_bits >= 64 ? UINT64_MAX
-                                        : (1ull << hs_cfg.aw_bits) - 1;
-
-    if (max >= 1) {
-        r[0].start = 0;
-        r[0].last = 0xfedfffffull;
-    }
-    if (max >= 2) {
-        r[1].start = 0xfef00000ull;
-        r[1].last = top;
-    }
-    return 2;
-}
-
-bool hs_iova_valid(uint64_t first, uint64_t last)
-{
-    struct iommu_iova_range r[2];
-
-    hs_iova_ranges(r, 2);
-    for (int i = 0; i < 2; i++) {
-        if (first >= r[i].start && last <= r[i].last) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* DIRTY_BITMAP_BYTES(n): bytes of a u64-granular bitmap of n bits */
 static uint64_t bitmap_bytes(uint64_t npages)
 {
