@@ -562,6 +562,31 @@ const struct hs_file_ops hs_container_fops = {
 
 /* ------------------------------------------------------------ group */
 
+/*
+ * container.c vfio_group_detach_container(), for UNSET_CONTAINER and for
+ * the group fd's release alike: the group leaves its container, and the
+ * last group to leave takes the IOMMU driver with it -- type1's release
+ * frees the vfio_iommu with its mappings and tracking state, and the next
+ * SET_IOMMU opens a fresh one (vfio_iommu_type1_open: dma_avail =
+ * dma_entry_limit).  The group's reference on the container goes last.
+ */
+static void group_detach_container(struct hs_group *g)
+{
+    struct hs_container *ct = g->container;
+    struct hs_obj *co = g->container_obj;
+
+    ct->ngroups--;
+    if (!ct->ngroups) {
+        ct->iommu_set = false;
+        hs_maplist_clear(&ct->maps);
+        ct->dirty_tracking = false;
+        ct->dma_avail = hs_cfg.type1_dma_avail;
+    }
+    g->container = NULL;
+    g->container_obj = NULL;
+    hs_obj_put(co);
+}
+
 static long group_ioctl(struct hs_call *c, int fd, struct hs_obj *go,
                         unsigned long req, void *arg)
 {
@@ -606,21 +631,7 @@ static long group_ioctl(struct hs_call *c, int fd, struct hs_obj *go,
         if (g->device_fds) {
             return -EBUSY;
         }
-        g->container->ngroups--;
-        if (!g->container->ngroups) {
-            /* last group: the IOMMU driver is detached, mappings dropped */
-            g->container->iommu_set = false;
-            hs_maplist_clear(&g->container->maps);
-            g->container->dirty_tracking = false;
-            g->container->dma_avail = hs_cfg.type1_dma_avail;
-        }
-        {
-            struct hs_obj *o = g->container_obj;
-
-            g->container = NULL;
-            g->container_obj = NULL;
-            hs_obj_put(o);
-        }
+        group_detach_container(g);
         return 0;
     case VFIO_GROUP_GET_DEVICE_FD: {
         const char *name = arg;
@@ -659,19 +670,9 @@ static void group_release(struct hs_obj *go)
 {
     struct hs_group *g = go->u.group;
 
-    /* closing the group fd detaches it from its container */
+    /* group.c vfio_group_fops_release(): it leaves its container */
     if (g->container) {
-        struct hs_obj *co = g->container_obj;
-
-        g->container->ngroups--;
-        if (!g->container->ngroups) {
-            g->container->iommu_set = false;
-            hs_maplist_clear(&g->container->maps);
-            g->container->dirty_tracking = false;
-        }
-        g->container = NULL;
-        g->container_obj = NULL;
-        hs_obj_put(co);
+        group_detach_container(g);
     }
     for (int i = 0; i < HS_MAX_DEVS; i++) {
         if (hs_groups[i] == g) {

@@ -440,6 +440,75 @@ static void test_type1_dirty(void)
     munmap(buf, 0x40000);
 }
 
+/* the DMA-available capability of GET_INFO, or -1 */
+static long dma_avail(int container)
+{
+    uint8_t raw[4096] = { 0 };
+    struct vfio_iommu_type1_info *info = (void *)raw;
+    struct vfio_info_cap_header *h;
+
+    info->argsz = sizeof(raw);
+    if (ioctl(container, VFIO_IOMMU_GET_INFO, info) || !info->cap_offset) {
+        return -1;
+    }
+    for (h = (void *)(raw + info->cap_offset);;
+         h = (void *)(raw + h->next)) {
+        if (h->id == VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+            return ((struct vfio_iommu_type1_info_dma_avail *)h)->avail;
+        }
+        if (!h->next) {
+            return -1;
+        }
+    }
+}
+
+/*
+ * When the last group leaves a container, by UNSET_CONTAINER or by closing
+ * the group fd, the kernel releases the container's IOMMU driver data
+ * (container.c vfio_group_detach_container -> vfio_iommu_type1_release):
+ * the next SET_IOMMU starts from a fresh vfio_iommu, with no mappings,
+ * tracking off and dma_avail = dma_entry_limit.
+ */
+static void test_type1_last_group(void)
+{
+    uint8_t *buf = buffer(0x4000);
+    uint64_t bm[1];
+    int c, g;
+
+    for (int unset = 0; unset < 2; unset++) {
+        const char *how = unset ? "UNSET_CONTAINER" : "closing the group";
+
+        reset("type1.dma_avail = 10");
+        c = open("/dev/vfio/vfio", O_RDWR);
+        g = open("/dev/vfio/42", O_RDWR);
+        ioctl(g, VFIO_GROUP_SET_CONTAINER, &c);
+        ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU);
+        map_dma(c, 0x100000, buf, 0x1000, 3);
+        map_dma(c, 0x101000, buf + 0x1000, 0x1000, 3);
+        map_dma(c, 0x102000, buf + 0x2000, 0x1000, 3);
+        dirty_ctl(c, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+        check(dma_avail(c) == 7, "type1 last group (%s): 3 mappings take 3 "
+              "of dma_avail", how);
+        if (unset) {
+            ioctl(g, VFIO_GROUP_UNSET_CONTAINER);
+        } else {
+            close(g);
+            g = open("/dev/vfio/42", O_RDWR);
+        }
+        ioctl(g, VFIO_GROUP_SET_CONTAINER, &c);
+        ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU);
+        check(dma_avail(c) == 10, "type1 last group (%s): a new SET_IOMMU "
+              "starts with the full dma_avail (%ld)", how, dma_avail(c));
+        check(map_dma(c, 0x100000, buf, 0x1000, 3) == 0,
+              "type1 last group (%s): the old mappings are gone", how);
+        CHECK_ERR(get_bitmap(c, 0x100000, 0x1000, 4096, bm, 8), EINVAL,
+                  "type1 last group (%s): dirty tracking is off", how);
+        close(g);
+        close(c);
+    }
+    munmap(buf, 0x4000);
+}
+
 /* ================================================================ iommufd */
 
 struct ifd {
@@ -1453,6 +1522,7 @@ int main(void)
     test_type1_info();
     test_type1_map_unmap();
     test_type1_dirty();
+    test_type1_last_group();
     test_iommufd_setup();
     test_iommufd_map_unmap();
     test_iommufd_dirty();
