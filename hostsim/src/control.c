@@ -148,6 +148,13 @@ void hs_control_handle(const char *line, char *out, size_t max)
                 D->log_on ? "true" : "false",
                 hs_cfg.kernel == 612 ? "6.12" : "6.14", hs_cfg.ndevs,
                 hs_lost_dirty_pages);
+        /* before the mappings: a long mapping list is cut, these are not */
+        if (n < max) {
+            n += (size_t)snprintf(out + n, max - n, ",\"counters\":");
+        }
+        if (n < max) {
+            n += hs_counters_json(out + n, max - n);
+        }
         if (n < max) {
             n += hs_dma_describe(D, out + n, max - n);
         }
@@ -178,6 +185,23 @@ void hs_control_handle(const char *line, char *out, size_t max)
         pthread_mutex_lock(&hs_lock);
         hs_fault_clear();
         pthread_mutex_unlock(&hs_lock);
+        snprintf(out, max, "{\"ok\":true}");
+        return;
+    }
+    if (!strcmp(cmd, "counters")) {
+        size_t n = (size_t)snprintf(out, max, "{\"ok\":true,\"calls\":%"
+                                    PRIu64 ",\"counters\":", hs_log_calls());
+
+        if (n < max) {
+            n += hs_counters_json(out + n, max - n);
+        }
+        if (n < max - 2) {
+            snprintf(out + n, max - n, "}");
+        }
+        return;
+    }
+    if (!strcmp(cmd, "clear-counters")) {
+        hs_counters_clear();
         snprintf(out, max, "{\"ok\":true}");
         return;
     }

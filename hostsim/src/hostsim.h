@@ -93,6 +93,9 @@ const char *hs_errno_name(int err);
 struct hs_call {
     const char *name;
     int fd;
+    /* the log is on: arguments are formatted into args, else skipped */
+    bool logging;
+    uint64_t start_ns;          /* CLOCK_MONOTONIC at hs_call_begin */
     char args[1536];
     size_t alen;
     bool has_range;
@@ -112,6 +115,12 @@ void hs_call_range(struct hs_call *c, uint64_t iova, uint64_t len);
 void hs_call_end(struct hs_call *c, long ret, int err);
 void hs_log_open(const char *path);
 uint64_t hs_log_calls(void);
+
+/* Per-call counters, kept with the log on or off (counters.c). */
+void hs_counters_add(const char *name, bool failed, uint64_t ns);
+void hs_counters_clear(void);
+/* {"NAME":{"calls":N,"errors":N,"ns":N},...}; returns its length */
+size_t hs_counters_json(char *out, size_t max);
 
 enum hs_kind {
     HS_NONE = 0,

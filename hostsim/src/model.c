@@ -50,6 +50,7 @@ int hs_model_reset(const char *config_text)
     }
     hs_device_init();
     hs_log_open(hs_cfg.log_path);
+    hs_counters_clear();
     pthread_mutex_unlock(&hs_lock);
     if (hs_cfg.control_path[0]) {
         hs_control_start(hs_cfg.control_path);

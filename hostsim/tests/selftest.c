@@ -1467,6 +1467,128 @@ static void test_log(void)
     check(injected, "log: injected faults are marked");
 }
 
+/* ================================================================ counters */
+
+/* a field of one call's counters in a "counters" answer, or -1 */
+static long long counter(const char *resp, const char *call,
+                         const char *field)
+{
+    char key[128];
+    const char *p, *end;
+
+    snprintf(key, sizeof(key), "\"%s\":{", call);
+    p = strstr(resp, key);
+    if (!p) {
+        return -1;
+    }
+    end = strchr(p, '}');
+    snprintf(key, sizeof(key), "\"%s\":", field);
+    p = strstr(p, key);
+    if (!p || p > end) {
+        return -1;
+    }
+    return strtoll(p + strlen(key), NULL, 10);
+}
+
+/* the calls of test_counters, run with the log on or off */
+static void counted_calls(void)
+{
+    struct legacy l;
+    struct ifd f;
+    uint8_t *buf = buffer(0x4000);
+    uint64_t bm[1];
+
+    legacy_open(&l, VFIO_TYPE1v2_IOMMU);
+    map_dma(l.container, 0x100000, buf, 0x1000, 3);
+    map_dma(l.container, 0x101000, buf + 0x1000, 0x1000, 3);
+    map_dma(l.container, 0x101000, buf + 0x1000, 0x1000, 3);   /* EEXIST */
+    dirty_ctl(l.container, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+    get_bitmap(l.container, 0x100000, 0x2000, 4096, bm, 8);
+    unmap_dma(l.container, 0x100000, 0x2000, 0, NULL);
+    legacy_close(&l);
+    ifd_open(&f, IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
+    ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x4000, MAPRW, NULL);
+    set_dirty(f.iommufd, f.hwpt, true);
+    get_dirty(f.iommufd, f.hwpt, 0x100000, 0x4000, 4096, 0, bm);
+    get_dirty(f.iommufd, f.hwpt, 0x100000, 0x4000, 4096, 0, bm);
+    ioas_unmap(f.iommufd, f.ioas, 0x100000, 0x4000, NULL);
+    ifd_close(&f);
+    munmap(buf, 0x4000);
+}
+
+static void test_counters(void)
+{
+    struct stat sb;
+    struct hs_call c;
+    char on[8192];
+    const char *off;
+
+    /* the same calls with the log on and off count the same */
+    unlink(logpath);
+    reset("");
+    counted_calls();
+    snprintf(on, sizeof(on), "%s", ctl("counters"));
+    check(hs_model_reset("") == 0, "counters: the model runs with the log "
+          "off");
+    counted_calls();
+    off = ctl("counters");
+    check(counter(off, "VFIO_IOMMU_MAP_DMA", "calls") == 3 &&
+          counter(off, "VFIO_IOMMU_MAP_DMA", "errors") == 1,
+          "counters: MAP_DMA counted with the log off, the EEXIST as an "
+          "error");
+    check(counter(off, "VFIO_IOMMU_UNMAP_DMA", "calls") == 1 &&
+          counter(off, "VFIO_IOMMU_DIRTY_PAGES", "calls") == 2 &&
+          counter(off, "IOMMU_HWPT_GET_DIRTY_BITMAP", "calls") == 2 &&
+          counter(off, "IOMMU_IOAS_UNMAP", "calls") == 1,
+          "counters: unmap and dirty-bitmap reads of both backends");
+    check(counter(off, "VFIO_IOMMU_MAP_DMA", "ns") > 0,
+          "counters: the time spent in the model is counted");
+    {
+        static const char *const calls[] = {
+            "open", "close", "VFIO_SET_IOMMU", "VFIO_IOMMU_MAP_DMA",
+            "VFIO_IOMMU_UNMAP_DMA", "VFIO_IOMMU_DIRTY_PAGES",
+            "IOMMU_IOAS_MAP", "IOMMU_HWPT_GET_DIRTY_BITMAP",
+        };
+        bool same = true;
+
+        for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+            same &= counter(on, calls[i], "calls") > 0 &&
+                    counter(on, calls[i], "calls") ==
+                    counter(off, calls[i], "calls") &&
+                    counter(on, calls[i], "errors") ==
+                    counter(off, calls[i], "errors");
+        }
+        check(same, "counters: the same calls and errors with the log on");
+    }
+    check(strstr(ctl("state"), "\"counters\":{\"open\":{\"calls\":") != NULL,
+          "counters: part of the state answer");
+    check(strstr(ctl("clear-counters"), "true") &&
+          strstr(ctl("counters"), "\"counters\":{}") != NULL,
+          "counters: clear-counters");
+    /* with the log off nothing is formatted, and nothing is written */
+    hs_call_begin(&c, "test", -1);
+    hs_call_u64(&c, "iova", 1);
+    hs_call_str(&c, "path", "/dev/null");
+    check(c.alen == 0, "counters: with the log off no argument is "
+          "formatted");
+    hs_call_end(&c, 0, 0);
+    check(stat(logpath, &sb) == 0 && sb.st_size > 0,
+          "counters: the log-on run wrote its log");
+    {
+        off_t size = sb.st_size;
+
+        counted_calls();
+        check(stat(logpath, &sb) == 0 && sb.st_size == size,
+              "counters: the log-off run wrote nothing");
+    }
+    reset("");
+    hs_call_begin(&c, "test", -1);
+    hs_call_u64(&c, "iova", 1);
+    check(c.alen > 0, "counters: with the log on the arguments are "
+          "formatted");
+    hs_call_end(&c, 0, 0);
+}
+
 /* ================================================================ control */
 
 static void test_control_socket(void)
@@ -1536,6 +1658,7 @@ int main(void)
     test_lost_dirty();
     unlink(logpath);
     test_log();
+    test_counters();
     test_control_socket();
     unlink(logpath);
     printf("1..%d\n", ntests);
