@@ -38,6 +38,21 @@ e2e/ram-above-4g/unmap-beyond-8g/<backend>
   QEMU's first dirty-memory block covers, in a block that does not exist:
   physical_memory_set_dirty_lebitmap() does not check bounds.
 
+e2e/ram-above-4g/dimm-boundary/<backend>
+  256 MiB guest with two 128 MiB pc-dimms plugged one after the other:
+  GPA 0x100000000 and 0x108000000, ram_addr 0 and 0x8000000 (adjacent in
+  both).  The guest maps one page table's 2 MiB block, IOVA 0x200000 ->
+  GPA 0x107f00000 in 512 4 KiB pages (the block crosses into the second
+  DIMM at its 257th page); once the pages were sent the device writes one
+  page in each DIMM and the guest clears the page directory entry.  The
+  fork unmaps the block with one host unmap per DIMM, each read at its
+  own ram_addr.  Before "vfio/listener: Unmap vIOMMU mappings of two RAM
+  regions apart" it is one run across both, which has no single ram_addr:
+  the migration fails naming the unmap's -EFAULT ("failed[no-ram]",
+  since "vfio: Fail the unmap of a range whose dirty pages cannot be
+  marked"), and before that the backend unmapped without reading
+  ("no-read+stale": the pages are lost).
+
 fork: "intact" (read before unmap, data on the destination).
 base: migration with a vIOMMU refused.
 Before the ram_addr follow-up (the nine commits alone): "read-ok+stale":
@@ -70,6 +85,18 @@ class Layout:
     def vm_kw(self):
         return dict(ram=self.ram, extra_args=big_ram_args(self.ram))
 
+
+# Two 128 MiB pc-dimms plugged one after the other (their backends are
+# created before pc.ram, so they get ram_addr 0 and 0x8000000).
+DIMM_ARGS = ["-m", "slots=2,maxmem=1G"] + [a for i in (1, 2) for a in (
+    "-object", "memory-backend-ram,id=dimm%d-mem,size=128M,reserve=off" % i,
+    "-device", "pc-dimm,id=dimm%d,memdev=dimm%d-mem" % (i, i))]
+DIMM_BOUNDARY = 0x108000000
+BLOCK = g.Mapping(0x200000, DIMM_BOUNDARY - 0x100000, 0x200000)
+# One page in each DIMM; the ballast after them, in the second DIMM.
+DIMM_WRITES = [g.Mapping(BLOCK.iova + 0x10000, BLOCK.gpa + 0x10000),
+               g.Mapping(BLOCK.iova + 0x12c000, BLOCK.gpa + 0x12c000)]
+DIMM_BALLAST = 0x10c000000
 
 # 3 GiB: ram_addr = GPA - 2 GiB above 4 GiB.
 SPLIT_3G = Layout("3G", 0x100200000, 0x102000000)      # target ram_addr 0x80200000
@@ -141,8 +168,35 @@ def run_teardown(ctx, backend, layout=SPLIT_3G):
                                   ballast_gpa=layout.ballast)
 
 
+def run_dimm_boundary(ctx, backend):
+    kw = migration_kw(backend)
+    kw["extra_args"] = DIMM_ARGS
+    mw = MigrationWindow(ctx, **kw)
+    src = mw.src
+    drv = ctx.guest_iommu(src, DID)
+    g.map_all(drv, DID, [BLOCK])
+    g.fill_old(src, DIMM_WRITES)
+    stop = mw.run(DIMM_WRITES, lambda: drv.zero_upper_entry(DID, BLOCK.iova),
+                  ballast_gpa=DIMM_BALLAST)
+    r = mw.result
+    if r is not None and r.status == "failed":
+        # The unmap refused to drop what it could not mark (-EFAULT).
+        return "failed[%s]" % ("no-ram" if "Bad address" in (r.error_desc or "") else "other")
+    if stop:
+        return stop
+    ctx.note("hostsim events during the unmap (src):")
+    for line in R.H.fmt_all(mw.window):
+        ctx.note("  " + line)
+    note_trace(ctx, src)
+    read = R.judge(ctx, backend, mw.window, pages=[(m.iova, m.size) for m in DIMM_WRITES],
+                   focus=True)
+    return mw.outcome(read, DIMM_WRITES)
+
+
 def cases():
     out = []
+    cross = config.build_before("Unmap-vIOMMU-mappings-of-two-RAM-regio")
+    skip = config.build_before("Fail-the-unmap-of-a-range-whose-dirty")
     for backend in ("legacy", "iommufd"):
         base = "realize-failed[vIOMMU]" if backend == "legacy" else "blocked[vIOMMU]"
         expect = {"fork": "intact", "base": base, BEFORE: "read-ok+stale"}
@@ -156,4 +210,8 @@ def cases():
         out.append(Case("e2e/ram-above-4g/unmap-beyond-8g/%s" % backend,
                         dict(expect),
                         lambda ctx, b=backend: run_unmap(ctx, b, SPLIT_7G), __doc__))
+        out.append(Case("e2e/ram-above-4g/dimm-boundary/%s" % backend,
+                        {"fork": "intact", "base": base, cross: "failed[no-ram]",
+                         skip: "no-read+stale"},
+                        lambda ctx, b=backend: run_dimm_boundary(ctx, b), __doc__))
     return out
