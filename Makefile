@@ -55,8 +55,8 @@ stress: deps
 bench: build
 	@[ -x "$(OUT)/base/build/qemu-system-x86_64" ] || tests/build-tree base
 	@$(MAKE) -s -C hostsim O=$(OUT)/hostsim >/dev/null
-	@QEMU_BIN_DIR=$${QEMU_BIN_DIR:-$(OUT)/bin} bench/run --check-builds 2>/dev/null || \
-		tests/e2e/build-before.sh
+	@QEMU_BIN_DIR=$${QEMU_BIN_DIR:-$(OUT)/bin} bench/run --check-builds --items 2 \
+		2>/dev/null || tests/e2e/build-before.sh
 	@QEMU_BIN_DIR=$${QEMU_BIN_DIR:-$(OUT)/bin} nice -n 10 bench/run $(BENCH_ARGS)
 
 export:

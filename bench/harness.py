@@ -49,14 +49,23 @@ def binaries():
     harness's before-followups: $QEMU_BEFORE_FOLLOWUPS, the per-commit
     binary of $QEMU_BIN_DIR, or tests/e2e/build-before.sh's)."""
     b = config.builds()
-    return {"fork": b["fork"], "base": b["base"], "nine": b.get("before-followups")}
+    no_clear = os.environ.get("QEMU_NO_CLEAR_AT_UNMAP") or NO_CLEAR_BIN
+    return {"fork": b["fork"], "base": b["base"], "nine": b.get("before-followups"),
+            "no-clear": no_clear if os.path.isfile(no_clear) else None}
 
 
-def missing_files():
+# the fork with a clearing read before an iommufd unmap (bench/build-before.sh)
+NO_CLEAR_BIN = os.path.join(config.OUT, "bench-before", "bin", "qemu-no-clear-at-unmap")
+
+
+def missing_files(items=(1, 2, 3, 4, 5)):
+    """What the items need and is not there."""
     out = [p for p in (config.QEMU_FORK, config.QEMU_BASE, config.HOSTSIM_LIB)
            if not os.path.isfile(p)]
-    if not binaries()["nine"]:
+    if set(items) & {2, 3} and not binaries()["nine"]:
         out.append("the ninth commit's binary (tests/e2e/build-before.sh)")
+    if 5 in items and not binaries()["no-clear"]:
+        out.append("%s (bench/build-before.sh)" % NO_CLEAR_BIN)
     return out
 
 
@@ -113,17 +122,20 @@ def guest_iommu(v, pool_base, pool_size, levels=4):
     return drv
 
 
-def map_bulk(drv, pairs):
-    """Map 4 KiB pages (iova, gpa) in domain DID: write each leaf table page
+def map_bulk(drv, pairs, level=1):
+    """Map pages (iova, gpa) in domain DID: write each leaf table page
     whole (one qtest command per 512 entries), then one domain-selective
     IOTLB invalidation, after which QEMU (caching mode) replays the domain
-    and maps every new entry on the host."""
+    and maps every new entry on the host.  level=1: 4 KiB PTEs; level=2:
+    2 MiB leaves (a PDE with the PS bit; QEMU's VT-d reports 2 MiB pages in
+    CAP_REG.SLLPS), iova and gpa 2 MiB aligned."""
     dom = drv.domain(DID)
+    leaf = vtd.SL_R | vtd.SL_W | (vtd.SL_PS if level > 1 else 0)
     tables = {}
     for iova, gpa in pairs:
-        addr = dom.pte_addr(iova, 1, create=True)
+        addr = dom.pte_addr(iova, level, create=True)
         tables.setdefault(addr & ~0xFFF, {})[(addr & 0xFFF) // 8] = \
-            (gpa & vtd.SL_ADDR_MASK) | vtd.SL_R | vtd.SL_W
+            (gpa & vtd.SL_ADDR_MASK) | leaf
     for table, entries in tables.items():
         words = list(struct.unpack("<512Q", drv.qt.read(table, 4096)))
         for i, pte in entries.items():

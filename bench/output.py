@@ -42,16 +42,17 @@ def table(res):
     syn = res.get("sync")
     if syn:
         base = syn["base_count"]
-        lines += ["", "2. Dirty sync cost vs live guest IOMMU mappings (4 KiB; nine = the "
-                  "nine commits alone, fork = whole queue)",
-                  "%-8s %-10s %8s %-5s | %12s | %-22s %-22s | %-18s %-18s | %s" % (
-                      "backend", "IOVAs", "mappings", "build", "queries/sync",
+        lines += ["", "2. Dirty sync cost vs live guest IOMMU mappings (nine = the "
+                  "nine commits alone, fork = whole queue; 2 MiB mappings share 128 "
+                  "guest target pages)",
+                  "%-8s %-4s %-10s %8s %-5s | %12s | %-22s %-22s | %-18s %-18s | %s" % (
+                      "backend", "page", "IOVAs", "mappings", "build", "queries/sync",
                       "mean sync ms", "final sync ms", "final vs %d map" % base,
                       "final fork/nine", "downtime ms")]
         for p in syn["points"]:
             cps = p["calls_per_sync"]
-            lines.append("%-8s %-10s %8d %-5s | %12s | %-22s %-22s | %-18s %-18s | %s%s" % (
-                p["backend"], p["layout"], p["mappings"], p["build"],
+            lines.append("%-8s %-4s %-10s %8d %-5s | %12s | %-22s %-22s | %-18s %-18s | %s%s" % (
+                p["backend"], p["page"], p["layout"], p["mappings"], p["build"],
                 "-" if cps is None else "%.1f" % cps,
                 fmt_spread(p["mean_sync_ms"]), fmt_spread(p["final_sync_ms"]),
                 fmt_spread(p["final_vs_%d" % base]),
@@ -90,6 +91,40 @@ def table(res):
                 p["backend"], p["ram"], p["aw"], p["build"], p["calls"], p["unmaps"],
                 p["bitmap_bytes"], p["refused"], p["left_mapped"],
                 "yes" if p["within_bound"] else "no", p["bound_bytes"]))
+    clr = res.get("clears")
+    if clr:
+        pts = clr["points"]
+        lines += ["", "5. Dirty-bit clears per migration (a clear: a read that clears the "
+                  "bits, an IOTLB flush on a real IOMMU), %d 4 KiB mappings, %d unmapped "
+                  "one by one during the migration; fork reads with NO_CLEAR before an unmap, "
+                  "no-clear = the fork with a clearing read there" % (
+                      pts[0]["mapped"], pts[0]["unmapped"]) if pts else "",
+                  "%-8s %-8s | %-16s %-16s %-16s | %-16s %-8s %-10s %-5s | %s" % (
+                      "backend", "build", "clears", "at syncs", "at unmaps", "NO_CLEAR reads",
+                      "unmaps", "syncs", "lost", "clears fork / no-clear")]
+        for p in pts:
+            lines.append("%-8s %-8s | %-16s %-16s %-16s | %-16s %-8s %-10s %-5s | %s%s" % (
+                p["backend"], p["build"], fmt_spread(p["clears"], digits=0),
+                fmt_spread(p["clears_at_sync"], digits=0),
+                fmt_spread(p["clears_at_unmap"], digits=0),
+                fmt_spread(p["no_clear_reads"], digits=0), fmt_spread(p["unmaps"], digits=0),
+                fmt_spread(p["syncs"], digits=0), fmt_spread(p["pages_lost"], digits=0),
+                fmt_spread(p["clears_vs_no_clear"]) if p["build"] == "fork" else "",
+                "  ERRORS: %d" % len(p["errors"]) if p["errors"] else ""))
+    bld = res.get("build")
+    if bld:
+        lines += ["", "6. Build cost: configure + build of qemu-system-x86_64 (warm: ccache "
+                  "warm; cold: empty ccache); per-commit = the series stage's build of every "
+                  "commit in turn",
+                  "%-5s %-16s | %-20s | %-22s %-22s" % (
+                      "cache", "ratio", "median [min-max]", "numerator s", "denominator s")]
+        for p in bld["rows"]:
+            lines.append("%-5s %-16s | %-20s | %-22s %-22s%s%s" % (
+                p["kind"], p["what"], fmt_spread(p["ratio"]), fmt_spread(p["num_s"], digits=0),
+                fmt_spread(p["den_s"], digits=0),
+                " (%s commits)" % p["commits"] if p["what"].startswith("per") else "",
+                "  ERRORS: %d (%s)" % (len(p["errors"]), p["errors"][0][:80])
+                if p["errors"] else ""))
     return lines
 
 
@@ -100,45 +135,58 @@ def write_json(res, path):
     os.replace(tmp, path)
 
 
-def _sync_plot(res, d):
-    """Data files and gnuplot commands of the item 2 figure."""
+def _sync_plot(res, d, term):
+    """Data files and gnuplot commands of the item 2 figure: a row per
+    backend, final sync time on the left, queries per sync on the right,
+    a line per page size, layout and build."""
     syn = res.get("sync")
     if not syn:
         return []
-    series = []
+    backends, series = [], []
     for p in syn["points"]:
-        key = (p["backend"], p["layout"], p["build"])
+        if p["backend"] not in backends:
+            backends.append(p["backend"])
+        key = (p["page"], p["layout"], p["build"])
         if key not in series:
             series.append(key)
-    cmds = ["set output '%s'" % os.path.join(d, "sync-cost.png"),
-            "set multiplot layout 1,2 title 'Migration dirty sync vs live guest IOMMU "
-            "mappings (%s, %s)'" % (res["meta"]["date"][:10], res["meta"]["machine"]),
+    cmds = [term(120 + 480 * len(backends)),
+            "set output '%s'" % os.path.join(d, "sync-cost.png"),
+            "set multiplot layout %d,2 title 'Migration dirty sync vs live guest IOMMU "
+            "mappings (%s, %s)'" % (len(backends), res["meta"]["date"][:10],
+                                    res["meta"]["machine"]),
             "set logscale xy", "set key top left", "set grid",
-            "set xlabel 'live 4 KiB guest IOMMU mappings'"]
-    plots_t, plots_c = [], []
-    for i, (be, lay, b) in enumerate(series):
-        data = os.path.join(d, "sync-%s-%s-%s.dat" % (be, lay, b))
-        with open(data, "w") as f:
-            f.write("# mappings final_ms_median min max queries_per_sync\n")
-            for p in syn["points"]:
-                if (p["backend"], p["layout"], p["build"]) != (be, lay, b):
-                    continue
-                s = p["final_sync_ms"]
-                if s is None:
-                    continue
-                f.write("%d %g %g %g %s\n" % (p["mappings"], s["median"], s["min"], s["max"],
-                                              p["calls_per_sync"] or "NaN"))
-        title = "%s %s %s" % (b, lay, be)
-        plots_t.append("'%s' using 1:2:3:4 with yerrorlines title '%s'" % (data, title))
-        plots_c.append("'%s' using 1:5 with linespoints title '%s'" % (data, title))
-    cmds += ["set ylabel 'final dirty sync (ms), median and min-max'",
-             "plot " + ", ".join(plots_t),
-             "set ylabel 'dirty-bitmap queries per sync'",
-             "plot " + ", ".join(plots_c), "unset multiplot"]
+            "set xlabel 'live guest IOMMU mappings'"]
+    for be in backends:
+        plots_t, plots_c = [], []
+        for pg, lay, b in series:
+            data = os.path.join(d, "sync-%s-%s-%s-%s.dat" % (be, pg, lay, b))
+            with open(data, "w") as f:
+                f.write("# mappings final_ms_median min max queries_per_sync\n")
+                for p in syn["points"]:
+                    if (p["backend"], p["page"], p["layout"], p["build"]) != (be, pg, lay, b):
+                        continue
+                    s = p["final_sync_ms"]
+                    if s is None:
+                        continue
+                    f.write("%d %g %g %g %s\n" % (p["mappings"], s["median"], s["min"],
+                                                  s["max"], p["calls_per_sync"] or "NaN"))
+            title = "%s %s %s" % (b, pg, lay)
+            # 2 MiB mappings dashed, 4 KiB solid
+            dt = " dt 2" if pg != "4K" else ""
+            plots_t.append("'%s' using 1:2:3:4 with yerrorlines%s title '%s'"
+                           % (data, dt, title))
+            plots_c.append("'%s' using 1:5 with linespoints%s title '%s'" % (data, dt, title))
+        cmds += ["set autoscale y",
+                 "set ylabel '%s: final dirty sync (ms), median, min-max'" % be,
+                 "plot " + ", ".join(plots_t),
+                 "set yrange [0.5:*]",
+                 "set ylabel '%s: dirty-bitmap queries per sync'" % be,
+                 "plot " + ", ".join(plots_c)]
+    cmds.append("unset multiplot")
     return cmds
 
 
-def _migration_plot(res, d):
+def _migration_plot(res, d, term):
     mig = res.get("migration")
     if not mig:
         return []
@@ -160,7 +208,7 @@ def _migration_plot(res, d):
         plots.append("'%s' using ($1+%g):%d:%d:%d%s with yerrorbars pt 7 title '%s'"
                      % (data, (j - 1) * 0.15, col, col + 1, col + 2,
                         ":xtic(2)" if j == 1 else "", label))
-    return ["set output '%s'" % os.path.join(d, "migration-viommu.png"),
+    return [term(600), "set output '%s'" % os.path.join(d, "migration-viommu.png"),
             "unset logscale", "set logscale y", "set grid", "set key top left",
             "set title 'Migration with vIOMMU / without, fork (%s, %s)'"
             % (res["meta"]["date"][:10], res["meta"]["machine"]),
@@ -174,9 +222,11 @@ def plots(res, d):
     gp = shutil.which("gnuplot")
     if not gp:
         raise RuntimeError("gnuplot not found (build/deps.sh installs gnuplot-nox)")
-    cmds = ["set terminal pngcairo size 1400,600 noenhanced"
-            if _has_pngcairo(gp) else "set terminal png size 1400,600 noenhanced"]
-    cmds += _sync_plot(res, d) + _migration_plot(res, d)
+    kind = "pngcairo" if _has_pngcairo(gp) else "png"
+
+    def term(height):
+        return "set terminal %s size 1400,%d noenhanced" % (kind, height)
+    cmds = _sync_plot(res, d, term) + _migration_plot(res, d, term)
     script = os.path.join(d, "plots.gp")
     with open(script, "w") as f:
         f.write("\n".join(cmds) + "\n")

@@ -1,10 +1,16 @@
 """Item 2: the cost of a migration dirty sync against the number of live
 guest IOMMU mappings.
 
-The guest (the e2e VT-d driver, bulk mode) maps N 4 KiB pages in one
-domain, at IOVAs from 4 GiB up, either contiguous or scattered (one page
-every 64 KiB, so no two mappings touch), each to its own guest page.  Then
-the VM, idle, is migrated with QEMU's default parameters.  Every sync of
+The guest (the e2e VT-d driver, bulk mode) maps N pages in one domain,
+at IOVAs from 4 GiB up, either contiguous or scattered (one page every 16
+pages' size: 64 KiB for 4 KiB pages, 32 MiB for 2 MiB ones, so no two
+mappings touch).  4 KiB mappings each target their own guest page (65,536
+of them, 64..320 MiB, wrapping above that); 2 MiB mappings (VT-d large
+pages: level-2 leaf PDEs with the PS bit) target the 128 2 MiB guest pages
+of the same 256 MiB, repeatedly: guest RAM cannot hold 10,000 distinct
+2 MiB pages, and what a sync costs depends on the mappings, not on where
+they point.  Then the VM, idle, is migrated with QEMU's default
+parameters.  Every sync of
 that migration asks the host for the dirty bits of the IOMMU sections:
 
   * kernel calls per sync: dirty-bitmap queries (IOMMU_HWPT_GET_DIRTY_BITMAP
@@ -32,28 +38,36 @@ from stats import ratios, spread
 IOVA_BASE = 1 << 32
 SCATTER_STRIDE = 0x10000
 POOL_BASE, POOL_SIZE = 0x800000, 56 << 20      # page tables: 8..64 MiB
-DATA_GPA, DATA_PAGES = 0x4000000, 1 << 16      # targets: 64..320 MiB, wrapping
+DATA_GPA, DATA_SIZE = 0x4000000, 256 << 20     # targets: 64..320 MiB, wrapping
 RAM = "512M"
 LAYOUTS = ("contiguous", "scattered")
+# page size name: (bytes, VT-d level of the leaf entry)
+PAGES = {"4K": (4096, 1), "2M": (2 << 20, 2)}
+SCATTER = 16            # scattered: one mapping every 16 pages' size
 
 
-def pairs(n, layout):
-    stride = 4096 if layout == "contiguous" else SCATTER_STRIDE
-    return [(IOVA_BASE + i * stride, DATA_GPA + (i % DATA_PAGES) * 4096) for i in range(n)]
+def pairs(n, layout, page="4K"):
+    size = PAGES[page][0]
+    stride = size if layout == "contiguous" else size * SCATTER
+    targets = DATA_SIZE // size
+    return [(IOVA_BASE + i * stride, DATA_GPA + (i % targets) * size) for i in range(n)]
 
 
-def one(binary, backend, n, layout, count):
-    """One migration of a VM with n live mappings.  count: hostsim log on,
-    return the dirty queries per sync; else time the syncs."""
-    name = "sync/%s/%d/%s/%s" % (backend, n, layout, "count" if count else "time")
+def one(binary, backend, page, n, layout, count):
+    """One migration of a VM with n live mappings of that page size.
+    count: hostsim log on, return the dirty queries per sync; else time the
+    syncs."""
+    name = "sync/%s/%s/%d/%s/%s" % (backend, page, n, layout, "count" if count else "time")
     cfg = {"type1.dma_avail": 1 << 20} if backend == "legacy" else {}
     with h.Run(name, binary, log=count, backend=backend, ram=RAM, hostsim_cfg=cfg) as run:
         drv = h.guest_iommu(run.src, POOL_BASE, POOL_SIZE)
         t0 = time.monotonic()
-        h.map_bulk(drv, pairs(n, layout))
+        h.map_bulk(drv, pairs(n, layout, page), level=PAGES[page][1])
         map_s = time.monotonic() - t0
         mapped = run.src.ctl.state().get("mappings_count")
         off = h.log_size(run.src)
+        if mapped != n:
+            return {"error": "the host holds %s mappings, the guest made %d" % (mapped, n)}
         r = h.migrate(run)
         if not r.completed:
             return {"error": r.summary()}
@@ -66,45 +80,51 @@ def one(binary, backend, n, layout, count):
             ev, _ = h.events_after(run.src, off)
             queries = len([e for e in ev if e.get("call") in h.DIRTY_QUERIES])
             out.update(queries=queries, calls_per_sync=queries / syncs if syncs else None)
-        else:
-            t = h.sync_times(run.src)
-            out.update(sync_s=t, final_sync_s=t[-1] if t else None,
-                       mean_sync_s=sum(t) / len(t) if t else None)
+        t = h.sync_times(run.src)
+        out.update(sync_s=t, final_sync_s=t[-1] if t else None,
+                   mean_sync_s=sum(t) / len(t) if t else None)
         return out
 
 
-def measure(bins, reps, backends, counts, progress, layouts=LAYOUTS):
-    points = [(be, n, lay) for be in backends for n in counts for lay in layouts]
+def measure(bins, reps, backends, counts, progress, layouts=LAYOUTS, pages=("4K",),
+            times_from_count=False):
+    """times_from_count (the smoke): no timed runs, the times come from the
+    counting run (hostsim's log on), which checks the output, not the cost."""
+    points = [(be, pg, n, lay) for be in backends for pg in pages for n in counts
+              for lay in layouts]
     builds = ("nine", "fork")
     timed = {(p, b): [] for p in points for b in builds}
     counted = {}
     for p in points:
         for b in builds:
             counted[(p, b)] = h.guarded(one, bins[b], *p, count=True)
-            progress("item 2 count %s %d %s %s: %s" % (p[0], p[1], p[2], b, counted[(p, b)].get(
-                "error") or "%s queries per sync" % counted[(p, b)]["calls_per_sync"]))
-    for rep in range(reps):
+            c = counted[(p, b)]
+            progress("item 2 count %s %s %d %s %s: %s" % (p + (b, c.get("error") or (
+                "%s queries per sync" % c["calls_per_sync"]))))
+    for rep in range(0 if times_from_count else reps):
         for p in points:
             for b in builds:
                 res = h.guarded(one, bins[b], *p, count=False)
                 timed[(p, b)].append(res)
-                progress("item 2 rep %d/%d %s %d %s %s: %s" % (
-                    rep + 1, reps, p[0], p[1], p[2], b, res.get("error") or
+                progress("item 2 rep %d/%d %s %s %d %s %s: %s" % (
+                    rep + 1, reps, p[0], p[1], p[2], p[3], b, res.get("error") or
                     "final sync %.1f ms, downtime %s ms" % (
                         (res["final_sync_s"] or 0) * 1e3, res["downtime"])))
+    if times_from_count:
+        timed = {k: [c] for k, c in counted.items()}
     out = []
-    for (be, n, lay) in points:
+    for (be, pg, n, lay) in points:
         for b in builds:
-            runs = timed[((be, n, lay), b)]
-            one_map = timed[((be, counts[0], lay), b)]
-            other = timed[((be, n, lay), "nine")]
-            c = counted[((be, n, lay), b)]
+            runs = timed[((be, pg, n, lay), b)]
+            one_map = timed[((be, pg, counts[0], lay), b)]
+            other = timed[((be, pg, n, lay), "nine")]
+            c = counted[((be, pg, n, lay), b)]
             fin = [r.get("final_sync_s") for r in runs]
             entry = {
-                "backend": be, "mappings": n, "layout": lay, "build": b,
+                "backend": be, "page": pg, "mappings": n, "layout": lay, "build": b,
                 "calls_per_sync": c.get("calls_per_sync"), "count_run": c,
                 "runs": runs,
-                "errors": [r["error"] for r in runs + [c] if "error" in r],
+                "errors": [r["error"] for r in runs + ([] if c in runs else [c]) if "error" in r],
                 "mean_sync_ms": spread([r.get("mean_sync_s") and r["mean_sync_s"] * 1e3
                                         for r in runs]),
                 "final_sync_ms": spread([x and x * 1e3 for x in fin]),
