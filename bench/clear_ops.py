@@ -1,7 +1,7 @@
 """Item 5: dirty-bit clear operations per migration, reading the dirty
 bits before an unmap with IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR (the fork)
 or with a clearing read (the fork built with before/no-clear-at-unmap.patch,
-bench/build-before.sh: the query before an iommufd unmap passes flags 0, as
+tests/e2e/build-before.sh: the query before an iommufd unmap passes flags 0, as
 it did before "vfio/iommufd: Add IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR flag
 support"; the queue up to the commit before that one still refuses
 migration with a vIOMMU, so no queue prefix shows it).

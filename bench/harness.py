@@ -54,8 +54,8 @@ def binaries():
             "no-clear": no_clear if os.path.isfile(no_clear) else None}
 
 
-# the fork with a clearing read before an iommufd unmap (bench/build-before.sh)
-NO_CLEAR_BIN = os.path.join(config.OUT, "bench-before", "bin", "qemu-no-clear-at-unmap")
+# the fork with a clearing read before an iommufd unmap (tests/e2e/build-before.sh)
+NO_CLEAR_BIN = os.path.join(config.OUT, "e2e-before", "bin", "qemu-no-clear-at-unmap")
 
 
 def missing_files(items=(1, 2, 3, 4, 5)):
@@ -65,7 +65,7 @@ def missing_files(items=(1, 2, 3, 4, 5)):
     if set(items) & {2, 3} and not binaries()["nine"]:
         out.append("the ninth commit's binary (tests/e2e/build-before.sh)")
     if 5 in items and not binaries()["no-clear"]:
-        out.append("%s (bench/build-before.sh)" % NO_CLEAR_BIN)
+        out.append("%s (tests/e2e/build-before.sh)" % NO_CLEAR_BIN)
     return out
 
 

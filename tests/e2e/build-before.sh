@@ -21,6 +21,10 @@
 #                               a teardown as upstream's cac33cb5 does, with the
 #                               notifier's unclamped range (it wraps for the
 #                               notifier above the interrupt window)
+#   qemu-no-clear-at-unmap      the whole queue plus bench/before/no-clear-at-unmap.patch:
+#                               iommufd reads the dirty bits before an unmap
+#                               without NO_CLEAR, clearing them (make bench's
+#                               item 5 compares its clear operations)
 #   qemu-before-cpr-exec-unblocked
 #                               the whole queue plus before/cpr-exec-unblocked.patch:
 #                               the prerequisite fix without its CPR exec half
@@ -74,3 +78,4 @@ build "$ninth_sha" qemu-before-followups
 build "$ninth_sha" qemu-before-upstream-teardown-lookup "$here/before/upstream-teardown-lookup.patch"
 build "$head" qemu-before-preunmap-query "$here/before/no-preunmap-query.patch"
 build "$head" qemu-before-cpr-exec-unblocked "$here/before/cpr-exec-unblocked.patch"
+build "$head" qemu-no-clear-at-unmap "$repo/bench/before/no-clear-at-unmap.patch"
