@@ -228,6 +228,7 @@ def run(ctx, backend, setup):
                      % (m.gpa, g.page_state(src, m.gpa), g.page_state(dst, m.gpa)))
             if a != b:
                 bad[m.gpa] = True
+        ctx.measures["pages_compared"] = len(pages)
         ctx.measures["pages_lost"] = len(bad)
         if r.ordering_lost and not bad:
             return "ordering-lost"
