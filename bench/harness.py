@@ -23,15 +23,15 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+sys.path.insert(0, os.path.join(REPO, "tests"))
 
-import config  # noqa: E402
-import hostlog as H  # noqa: E402
-import migration  # noqa: E402
-import vm as vmmod  # noqa: E402
-import vtd  # noqa: E402
-from scenario import Case, Context  # noqa: E402
-from scenarios.migration_window import migration_kw as default_kw  # noqa: E402
+from lib import layout  # noqa: E402
+from lib import hostlog as H  # noqa: E402
+from lib import migration  # noqa: E402
+from lib import qemu  # noqa: E402
+from lib.viommu import vtd  # noqa: E402
+from e2e.scenario import Case, Context  # noqa: E402
+from e2e.steps.migration_window import migration_kw as default_kw  # noqa: E402
 
 DID = 1
 SYNC_TRACES = ["migration_bitmap_sync_start", "migration_bitmap_sync_end"]
@@ -39,8 +39,8 @@ DIRTY_QUERIES = (H.GET_DIRTY, H.TYPE1_DIRTY)
 
 
 def set_log_dir(path):
-    """Where the VMs' directories go (the e2e Context reads config.E2E_OUT)."""
-    config.E2E_OUT = path
+    """Where the VMs' directories go (the e2e Context reads layout.E2E_OUT)."""
+    layout.E2E_OUT = path
 
 
 def binaries():
@@ -48,19 +48,19 @@ def binaries():
     "nine" = the queue up to the ninth commit of the series (the e2e
     harness's before-followups: $QEMU_BEFORE_FOLLOWUPS, the per-commit
     binary of $QEMU_BIN_DIR, or tests/e2e/build-before.sh's)."""
-    b = config.builds()
+    b = layout.builds()
     no_clear = os.environ.get("QEMU_NO_CLEAR_AT_UNMAP") or NO_CLEAR_BIN
     return {"fork": b["fork"], "base": b["base"], "nine": b.get("before-followups"),
             "no-clear": no_clear if os.path.isfile(no_clear) else None}
 
 
 # the fork with a clearing read before an iommufd unmap (tests/e2e/build-before.sh)
-NO_CLEAR_BIN = os.path.join(config.OUT, "e2e-before", "bin", "qemu-no-clear-at-unmap")
+NO_CLEAR_BIN = os.path.join(layout.OUT, "e2e-before", "bin", "qemu-no-clear-at-unmap")
 
 
 def missing_files(items=(1, 2, 3, 4, 5)):
     """What the items need and is not there."""
-    out = [p for p in (config.QEMU_FORK, config.QEMU_BASE, config.HOSTSIM_LIB)
+    out = [p for p in (layout.QEMU_FORK, layout.QEMU_BASE, layout.HOSTSIM_LIB)
            if not os.path.isfile(p)]
     if set(items) & {2, 3} and not binaries()["nine"]:
         out.append("the ninth commit's binary (tests/e2e/build-before.sh)")
@@ -98,7 +98,7 @@ class Run:
         if not log:
             cfg = dict(v.hostsim_cfg)
             cfg.pop("log", None)
-            vmmod.hostsim.write_config(v.cfg_path, **cfg)
+            qemu.hostsim.write_config(v.cfg_path, **cfg)
         return v.start()
 
     def close(self):
@@ -117,7 +117,7 @@ def guest_iommu(v, pool_base, pool_size, levels=4):
     a 39-bit address width)."""
     drv = vtd.VTd(v.qt, pool_base, pool_size, levels=levels)
     drv.init()
-    drv.attach(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, DID)
+    drv.attach(qemu.VFIO_BUS, qemu.VFIO_DEVFN, DID)
     drv.enable_translation()
     return drv
 

@@ -17,10 +17,10 @@ mappings left afterwards.  Goal: bitmap bytes within mapped size / 32768
 """
 
 import harness as h
-from scenarios.migration_window import dirty_rate_kw
-from scenarios import unmap_reads
+from e2e.steps.migration_window import dirty_rate_kw
+from e2e.steps import unmap_reads
 from unmap_cost import bitmap_bytes
-import vm as vmmod
+from lib import qemu
 
 POOL_BASE, POOL_SIZE = 0x800000, 4 << 20
 MAPS = ([(0x10000, 0x4000000), (0x40000000, 0x4001000)]
@@ -41,7 +41,7 @@ def one(binary, backend, ram, aw):
         drv = h.guest_iommu(v, POOL_BASE, POOL_SIZE, levels=3 if aw == 39 else 4)
         h.map_bulk(drv, MAPS)
         w = unmap_reads.dirty_rate_window(
-            v, backend, lambda: drv.detach(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, h.DID),
+            v, backend, lambda: drv.detach(qemu.VFIO_BUS, qemu.VFIO_DEVFN, h.DID),
             calc_ms=CALC_MS, timeout=120)
         if w.error or w.ordering_lost:
             return {"error": w.error or w.ordering_lost}

@@ -27,8 +27,8 @@ import struct
 import time
 
 import harness as h
-from scenarios.migration_window import dirty_rate_kw
-from scenarios import unmap_reads
+from e2e.steps.migration_window import dirty_rate_kw
+from e2e.steps import unmap_reads
 from stats import spread
 
 POOL_BASE, POOL_SIZE = 0x800000, 56 << 20

@@ -26,14 +26,14 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import config  # noqa: E402
-import guestdma as g  # noqa: E402
-import hostlog as H  # noqa: E402
-import migration  # noqa: E402
-from scenario import Case, Context  # noqa: E402
-from scenarios.unmap_during_migration import backend_kw  # noqa: E402
+from lib import layout  # noqa: E402
+from e2e import guestdma as g  # noqa: E402
+from lib import hostlog as H  # noqa: E402
+from lib import migration  # noqa: E402
+from e2e.scenario import Case, Context  # noqa: E402
+from e2e.scenarios.unmap_during_migration import backend_kw  # noqa: E402
 
 DID = 1
 
@@ -45,7 +45,7 @@ def parse_size(s):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--qemu", default=config.QEMU_FORK)
+    ap.add_argument("--qemu", default=layout.QEMU_FORK)
     ap.add_argument("--backend", default="iommufd", choices=("iommufd", "legacy"))
     ap.add_argument("--ram", default="512M")
     ap.add_argument("--pages", type=int, default=64)

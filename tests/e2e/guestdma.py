@@ -9,7 +9,7 @@ not zeroes: a stale page is told apart from a page never sent at all.
 
 import struct
 
-import migration
+from lib import migration
 
 PAGE = 4096
 

@@ -21,11 +21,9 @@ import os
 import shutil
 import traceback
 
-import config
-import vm as vmmod
-from amd_iommu import AMDVi
-from virtio_iommu import VirtioIOMMU
-from vtd import VTd
+from lib import layout
+from lib import qemu
+from lib import viommu
 
 # Messages QEMU prints, by short reason key.
 REASONS = {
@@ -35,10 +33,6 @@ REASONS = {
     "migration-disabled": "Migration is disabled for VFIO device",
 }
 
-# Guest RAM reserved for the guest IOMMU driver's tables and queues (never
-# a DMA target).
-VTD_POOL_BASE = 0x00800000
-VTD_POOL_SIZE = 0x00400000
 
 
 def reason_key(text):
@@ -63,7 +57,7 @@ class Context:
         self.case = case
         self.build = build
         self.binary = binary
-        self.workdir = os.path.join(config.E2E_OUT, case.name.replace("e2e/", "").replace("/", "_"), build)
+        self.workdir = os.path.join(layout.E2E_OUT, case.name.replace("e2e/", "").replace("/", "_"), build)
         shutil.rmtree(self.workdir, ignore_errors=True)
         os.makedirs(self.workdir, exist_ok=True)
         self.vms = []
@@ -74,7 +68,7 @@ class Context:
         self.notes.append(text)
 
     def vm(self, name, **kw):
-        v = vmmod.VM(name, self.binary, self.workdir, **kw)
+        v = qemu.VM(name, self.binary, self.workdir, **kw)
         self.vms.append(v)
         return v
 
@@ -88,17 +82,7 @@ class Context:
         """Bring up the guest driver of VM v's vIOMMU (VT-d, virtio-iommu
         or AMD-Vi) and attach the assigned device to domain did with
         translation enabled.  queued: VT-d's invalidation queue."""
-        if v.viommu_kind == "virtio":
-            drv = VirtioIOMMU(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE, 0, vmmod.VIRTIO_IOMMU_DEVFN)
-        elif v.viommu_kind == "amd":
-            drv = AMDVi(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE)
-        else:
-            drv = VTd(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE, queued=queued)
-        drv.init()
-        drv.attach(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, did)
-        drv.enable_translation()
-        v.vtd = drv
-        return drv
+        return viommu.bring_up(v, viommu.mode_of(v), did, queued=queued)
 
     def teardown(self):
         for v in self.vms:
@@ -126,7 +110,7 @@ def run_case(case, build, binary):
     try:
         label = case.run(ctx)
         exc = None
-    except vmmod.RealizeError as e:
+    except qemu.RealizeError as e:
         label = startup_label(ctx, e)
         exc = None
     except Exception:

@@ -15,11 +15,11 @@ import sys
 import time
 import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+# tests/ (seen at the same path inside L1): packages lib and nested
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import l2            # noqa: E402
-import scenarios     # noqa: E402
+from nested import l2            # noqa: E402
+from nested import scenarios     # noqa: E402
 
 
 class ScenarioError(Exception):
@@ -138,7 +138,6 @@ def load_set(job, name):
 
 def main():
     job = json.load(open(sys.argv[1]))
-    sys.path.append(job["e2e_dir"])        # vtd.py, qtest.py: the VT-d guest driver
     out = open(job["results"], "a")
 
     def report(name, ok, detail, seconds, todo=None, klog=True):
@@ -184,9 +183,9 @@ def main():
             todo = None
             if getattr(fn, "needs_vtd", False):
                 try:
-                    import vtd, qtest  # noqa: F401
+                    from lib.viommu import vtd  # noqa: F401
                 except ImportError as e:
-                    todo = "VT-d guest driver not importable from %s: %s" % (job["e2e_dir"], e)
+                    todo = "VT-d guest driver not importable: %s" % e
             if todo:
                 report(name, False, "not run", 0, todo=todo)
                 continue

@@ -39,15 +39,10 @@ def mdev_remove(u):
 
 
 # ------------------------------------------------------------------ QMP --
-# The e2e harness's QMP client (tests/e2e/qmp.py).  L1 sees the repository
-# at the same path through the read-only share, and l1-runner.py puts the
-# same directory on sys.path for vtd.py and qtest.py; it is added here too
-# because scenarios.py imports QMPError from this module before that.
-E2E_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e")
-if E2E_DIR not in sys.path:
-    sys.path.append(E2E_DIR)
-import qmp  # noqa: E402
-from qmp import QMPError  # noqa: E402,F401  (re-exported to scenarios.py)
+# The harness's QMP client (tests/lib/qmp.py).
+from lib import qmp  # noqa: E402
+from lib import qtest  # noqa: E402
+from lib.qmp import QMPError  # noqa: E402,F401  (re-exported to scenarios.py)
 
 
 class QMP(qmp.QMP):
@@ -93,7 +88,6 @@ class L2:
                 self.proc.wait()
             return False
         if self.qtest_path:
-            import qtest                            # the e2e harness's client
             self.qt = qtest.QTest(self.qtest_path).connect()
         return True
 

@@ -14,7 +14,7 @@ distribution's own modules, legacy type1 container only) or "iommufd"
 import re
 import time
 
-from l2 import QMPError, migrate, wait_dst_running, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP
+from nested.l2 import QMPError, migrate, wait_dst_running, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP
 
 VIOMMU_MSG = "Migration is currently not supported with vIOMMU enabled"
 LARGE_MSG = ("Migration is currently not supported with large memory VM due to "
@@ -127,7 +127,7 @@ def check_no_unmap_errors(ctx, *vms):
 def vtd_setup(ctx, vm, mappings):
     """Play the guest's VT-d driver (the e2e harness's): put the device in
     a translated domain, map `mappings` [(iova, gpa, size)], enable TE."""
-    import vtd as vtdmod
+    from lib.viommu import vtd as vtdmod
     drv = vtdmod.VTd(vm.qt, pool_base=0x800000, pool_size=0x100000, queued=True)
     drv.init()
     drv.attach(0, DEV_DEVFN, 1)
@@ -335,7 +335,7 @@ def s_leave_passthrough(ctx, build):
     migration."""
     def setup(prefix, props):
         src, dst = ctx.pair(machine(True), props, qtest=True, extra=TRACE, prefix=prefix)
-        import vtd as vtdmod
+        from lib.viommu import vtd as vtdmod
         drv = vtdmod.VTd(src.qt, pool_base=0x800000, pool_size=0x100000, queued=True)
         drv.init()
         drv.attach(0, DEV_DEVFN, 1)           # translation still off: passthrough
@@ -507,7 +507,7 @@ SCENARIOS = [
      s_iommufd_viommu_device_tracking),
 ]
 
-# Scenarios that play the guest's VT-d driver (tests/e2e/vtd.py over qtest).
+# Scenarios that play the guest's VT-d driver (tests/lib/viommu/vtd.py over qtest).
 s_unmap_during_migration.needs_vtd = True
 s_teardown_dirty_tracking.needs_vtd = True
 s_leave_passthrough.needs_vtd = True

@@ -1,59 +1,23 @@
-"""All end-to-end scenarios.  A scenario module exposes cases() returning a
-list of scenario.Case; add new modules to MODULES."""
+"""The end-to-end cases: every module here is one group of cases and
+exposes cases(), a list of e2e.scenario.Case.  A module may also define
+report_table(results), which the runner calls after all cases (e.g. the
+vIOMMU matrix).  Steps several groups share live in e2e/steps/, not here.
 
-from scenarios import realize_policy, unmap_during_migration, dirty_sync, unmap_fault
+A new module is found by its file alone: no list to extend.
+"""
 
-MODULES = [realize_policy, unmap_during_migration, dirty_sync, unmap_fault]
-
-# Whole-space teardown, passthrough to blocked, memory-size limit, RAM above 4 GiB.
-from scenarios import (teardown_during_migration, teardown_two_containers,  # noqa: E402
-                       passthrough_to_blocked, memory_limit, ram_above_4g)
-
-MODULES += [teardown_during_migration, teardown_two_containers, passthrough_to_blocked,
-            memory_limit, ram_above_4g]
-
-# The vIOMMU test matrix, churn, fail-nth sweep.  A module may also define
-# report_table(results), which the runner calls after all cases.
-from scenarios import viommu_matrix, churn, fail_nth, remap_race  # noqa: E402
-
-MODULES += [viommu_matrix, churn, fail_nth, remap_race]
+import importlib
+import pkgutil
 
 
-# Proofs of the prerequisite fix and of the replay-race follow-up, also on
-# the queue's commit just before each fix (builds upto-NN, see config.py).
-from scenarios import prerequisite_612, replay_race  # noqa: E402
-
-MODULES += [prerequisite_612, replay_race]
-
-# A failed host unmap (a stale host mapping): the migration must fail
-# naming it, not complete without the pages written through the stale
-# mapping; also on the queue's commit just before the fix.
-from scenarios import failed_unmap  # noqa: E402
-
-MODULES += [failed_unmap]
-
-# virtio-iommu and AMD-Vi: their unmap notifications do not carry the
-# unmapped page, so the fork keeps the vIOMMU blocker for them.
-from scenarios import other_viommus  # noqa: E402
-
-MODULES += [other_viommus]
-
-# Devices whose DMA no dirty source covers (enable-migration=on): every
-# written page must reach the destination.
-from scenarios import no_dirty_source, mixed_container  # noqa: E402
-
-MODULES += [no_dirty_source, mixed_container]
-
-# Faults of QEMU 10.2.2 itself on the VFIO migration path: no abort, the
-# kernel's errno reported, QEMU alive and the next migration intact.
-from scenarios import (shared_space_backends, dma_map_failure,  # noqa: E402
-                       dirty_rate_start_failure, lost_errno)
-
-MODULES += [shared_space_backends, dma_map_failure, dirty_rate_start_failure, lost_errno]
+def modules():
+    """The case modules, in file name order."""
+    return [importlib.import_module("%s.%s" % (__name__, m.name))
+            for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)]
 
 
 def all_cases():
     out = []
-    for m in MODULES:
+    for m in modules():
         out.extend(m.cases())
     return out

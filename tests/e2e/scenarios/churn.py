@@ -47,12 +47,12 @@ import shutil
 import struct
 import time
 
-import guestdma as g
-import migration
-import viommu_modes as vm_modes
-from vtd import VTd
-from scenario import Case, reason_key
-from scenarios.unmap_during_migration import backend_kw
+from e2e import guestdma as g
+from lib import migration
+from lib import viommu as vm_modes
+from lib.viommu.vtd import VTd
+from e2e.scenario import Case, reason_key
+from e2e.scenarios.unmap_during_migration import backend_kw
 
 PAGE = g.PAGE
 DID = 1
@@ -442,7 +442,7 @@ def cases():
 
 
 def report_table(results):
-    import report
+    from e2e import report
     rows = [r for r in results if r["name"].startswith("e2e/churn/")]
     if not rows:
         return

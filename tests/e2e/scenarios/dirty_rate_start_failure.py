@@ -17,11 +17,11 @@ e2e/dirty-rate-start-failure/<backend>
 
 import time
 
-import guestdma as g
-from qmp import QMPError
-from scenario import Case
-from scenarios.migration_window import migration_kw
-from scenarios.next_migration import alive_label, next_migration_label
+from e2e import guestdma as g
+from lib.qmp import QMPError
+from e2e.scenario import Case
+from e2e.steps.migration_window import migration_kw
+from e2e.steps.next_migration import alive_label, next_migration_label
 
 START_CALL = {"iommufd": "IOMMU_HWPT_SET_DIRTY_TRACKING", "legacy": "VFIO_IOMMU_DIRTY_PAGES"}
 DID = 1

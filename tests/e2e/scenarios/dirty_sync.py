@@ -20,10 +20,10 @@ tracking off) a guest map, device write and unmap produce an unmap with no
 bitmap read.  Unchanged by the series: label "no-read" on both builds.
 """
 
-import guestdma as g
-import hostlog as H
-from scenario import Case, reason_key
-from scenarios.unmap_during_migration import backend_kw
+from e2e import guestdma as g
+from lib import hostlog as H
+from e2e.scenario import Case, reason_key
+from e2e.scenarios.unmap_during_migration import backend_kw
 
 DID = 1
 M1 = g.Mapping(0x100000, 0x1200000)

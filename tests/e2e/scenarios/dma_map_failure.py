@@ -23,11 +23,11 @@ e2e/dma-map-failure/<backend>/running
 
 import time
 
-import vm as vmmod
-from qmp import QMPError
-from scenario import Case
-from scenarios.migration_window import dirty_rate_kw
-from scenarios.next_migration import alive_label
+from lib import qemu
+from lib.qmp import QMPError
+from e2e.scenario import Case
+from e2e.steps.migration_window import dirty_rate_kw
+from e2e.steps.next_migration import alive_label
 
 MAP_CALL = {"iommufd": "IOMMU_IOAS_MAP", "legacy": "VFIO_IOMMU_MAP_DMA"}
 ENOMEM_TEXT = "Cannot allocate memory"
@@ -46,7 +46,7 @@ def machine_start(ctx, backend):
     v = ctx.vm("src", hostsim_cfg=cfg, **kw)
     try:
         v.start()
-    except vmmod.RealizeError as e:
+    except qemu.RealizeError as e:
         ctx.note("QEMU stderr: " + e.stderr.strip().replace("\n", " | ")[-800:])
         if e.rc < 0:
             return "crashed[signal %d]" % -e.rc

@@ -48,15 +48,15 @@ import subprocess
 import time
 import traceback
 
-import config
-import guestdma as g
-import migration
-import viommu_modes as vm_modes
-import vm as vmmod
-from qmp import QMPError
-from scenario import Case, reason_key
-from scenarios.unmap_during_migration import backend_kw
-from scenarios.viommu_matrix import A, B, C, DMA_DID
+from lib import layout
+from e2e import guestdma as g
+from lib import migration
+from lib import viommu as vm_modes
+from lib import qemu
+from lib.qmp import QMPError
+from e2e.scenario import Case, reason_key
+from e2e.scenarios.unmap_during_migration import backend_kw
+from e2e.scenarios.viommu_matrix import A, B, C, DMA_DID
 
 TARGETS = [A, B] + C
 RAM_TOP = 256 << 20              # the VMs' RAM (vm.VM default); all below 4 GiB
@@ -133,12 +133,12 @@ def run_once(workdir, binary, backend, fault=None, timeout=30.0, startup_only_co
         src_cfg["fault"] = fault
     facts = []
     vms = []
-    src = vmmod.VM("src", binary, workdir, hostsim_cfg=src_cfg, **kw)
+    src = qemu.VM("src", binary, workdir, hostsim_cfg=src_cfg, **kw)
     vms.append(src)
     try:
         try:
             src.start(timeout=timeout)
-        except vmmod.RealizeError as e:
+        except qemu.RealizeError as e:
             lines = [l for l in e.stderr.splitlines() if "qemu" in l]
             facts.append("startup: rc=%s %s" % (e.rc, " | ".join(lines)[-400:]))
             if e.rc is not None and e.rc < 0:
@@ -147,7 +147,7 @@ def run_once(workdir, binary, backend, fault=None, timeout=30.0, startup_only_co
             if e.rc == 1 and errors:
                 return "startup-error", facts, src.events()
             return "error", facts, src.events()
-        dst = vmmod.VM("dst", binary, workdir, incoming=True, hostsim_cfg=cfg, **kw)
+        dst = qemu.VM("dst", binary, workdir, incoming=True, hostsim_cfg=cfg, **kw)
         vms.append(dst)
         dst.start(timeout=timeout)
         replies = []
@@ -306,11 +306,11 @@ def sweep(ctx, backend, stride=None, viommu="intel"):
             # mapped after the container is set up (vfio_listener_region_add()).
             # The fork refuses to start instead; a point that still aborts
             # is labelled after what the base does there, and fails.
-            if not os.access(config.QEMU_BASE, os.X_OK):
-                facts.append("cannot compare with the base: no binary at %s" % config.QEMU_BASE)
+            if not os.access(layout.QEMU_BASE, os.X_OK):
+                facts.append("cannot compare with the base: no binary at %s" % layout.QEMU_BASE)
                 b_out, b_facts = "missing", []
             else:
-                b_out, b_facts, _ = run_once(wd + "-base", config.QEMU_BASE, backend,
+                b_out, b_facts, _ = run_once(wd + "-base", layout.QEMU_BASE, backend,
                                              fault=spec, startup_only_config=True,
                                              viommu=viommu)
             shutil.rmtree(wd + "-base", ignore_errors=True)
@@ -362,7 +362,7 @@ def cases():
 
 
 def report_table(results):
-    import report
+    from e2e import report
     rows = [r for r in results if r["name"].startswith("e2e/fail-nth/")]
     if not rows:
         return

@@ -88,16 +88,16 @@ import re
 import struct
 import time
 
-import config
-import guestdma as g
-import hostlog as H
-import migration
-import viommu_modes
-from qmp import QMPError
-from scenario import Case, reason_key
-from scenarios.migration_window import dirty_rate_kw, dma_failed
-from scenarios.unmap_during_migration import backend_kw
-import scenarios.unmap_reads as R
+from lib import layout
+from e2e import guestdma as g
+from lib import hostlog as H
+from lib import migration
+from lib import viommu as viommu_modes
+from lib.qmp import QMPError
+from e2e.scenario import Case, reason_key
+from e2e.steps.migration_window import dirty_rate_kw, dma_failed
+from e2e.scenarios.unmap_during_migration import backend_kw
+from e2e.steps import unmap_reads as R
 
 DID = 1
 A = g.Mapping(0x10000, 0x200000)
@@ -441,8 +441,8 @@ def run_dirty_rate(ctx, backend, call, nths):
 
 
 def cases():
-    before = config.build_before(FIX)
-    veto = config.build_before(BLOCKER_FIX)
+    before = layout.build_before(FIX)
+    veto = layout.build_before(BLOCKER_FIX)
     out = []
     for name, setup, backends in (
             ("translation-enable", setup_translation_enable, ("iommufd",)),

@@ -26,13 +26,13 @@ import errno
 import re
 import time
 
-import config
-import guestdma as g
-import hostlog as H
-import migration
-from scenario import Case, reason_key
-from scenarios.migration_window import count_lost, dirty_rate_kw, migration_kw
-from scenarios.next_migration import alive_label
+from lib import layout
+from e2e import guestdma as g
+from lib import hostlog as H
+from lib import migration
+from e2e.scenario import Case, reason_key
+from e2e.steps.migration_window import count_lost, dirty_rate_kw, migration_kw
+from e2e.steps.next_migration import alive_label
 
 DID = 1
 M = g.Mapping(0x10000, 0x200000)
@@ -119,12 +119,12 @@ def cases():
     return [
         Case("e2e/lost-errno/iommufd/unmap-during-migration",
              {"fork": "failed[EIO]+intact", "base": "blocked[vIOMMU]",
-              config.build_before("iommufd-Report-the-kernel-s-errno"):
+              layout.build_before("iommufd-Report-the-kernel-s-errno"):
                   "failed[EINVAL]+intact"},
              lambda ctx: unmap_during_migration(ctx, "iommufd"), __doc__),
         Case("e2e/lost-errno/legacy/unmap-during-migration",
              {"fork": "failed[EIO]+intact", "base": "realize-failed[vIOMMU]",
-              config.build_before("container-legacy-Report-the-kernel-s-errno"):
+              layout.build_before("container-legacy-Report-the-kernel-s-errno"):
                   "failed[EPERM]+intact"},
              lambda ctx: unmap_during_migration(ctx, "legacy"), __doc__),
         Case("e2e/lost-errno/legacy/dirty-rate",

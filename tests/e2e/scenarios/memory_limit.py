@@ -36,9 +36,9 @@ Labels (realize only, no migration):
 import os
 import sys
 
-import config
-import vm as vmmod
-from scenario import Case, REASONS, reason_key
+from lib import layout
+from lib import qemu
+from e2e.scenario import Case, REASONS, reason_key
 
 DEV = "0000:00:05.0"
 LARGE_MEMORY = ("Migration is currently not supported with large memory VM "
@@ -73,7 +73,7 @@ def realize_label(ctx, prepare=None, dev=DEV, **kw):
         if prepare:
             prepare(v)
         v.start()
-    except vmmod.RealizeError as e:
+    except qemu.RealizeError as e:
         err = e.stderr.strip()
         ctx.note("QEMU stderr: " + err.replace("\n", " | ")[-800:])
         if e.rc is not None and e.rc < 0:
@@ -116,12 +116,12 @@ def hostsim_accepts(text):
     on stderr when loaded, even into /bin/true)."""
     import subprocess
     import tempfile
-    if not os.path.isfile(config.HOSTSIM_LIB):
+    if not os.path.isfile(layout.HOSTSIM_LIB):
         return False
     with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
         f.write(text)
         f.flush()
-        env = dict(os.environ, LD_PRELOAD=config.HOSTSIM_LIB, HOSTSIM_CONFIG=f.name)
+        env = dict(os.environ, LD_PRELOAD=layout.HOSTSIM_LIB, HOSTSIM_CONFIG=f.name)
         p = subprocess.run(["/bin/true"], env=env, capture_output=True, text=True)
     return "configuration error" not in p.stderr
 
@@ -129,7 +129,7 @@ def hostsim_accepts(text):
 def add_second_iommufd_device(v):
     """Device 1 (no IOMMU dirty tracking in the model) on the same iommufd
     object and address space as device 0: one container."""
-    sysfs1 = vmmod.hostsim.make_sysfs_device(os.path.join(v.dir, "sysfs"), name=DEV1,
+    sysfs1 = qemu.hostsim.make_sysfs_device(os.path.join(v.dir, "sysfs"), name=DEV1,
                                              group=43, cdev=1)
     v.args += ["-device", "vfio-pci,id=hostdev1,sysfsdev=%s,addr=06.0,iommufd=iommufd0,"
                           "enable-migration=on" % sysfs1]
@@ -169,7 +169,7 @@ DOUBLED = "realize-failed[large-memory-doubled-name]"
 
 
 def cases():
-    name_unfixed, name_fixed = config.build_before(NAME_FIX), config.build_with(NAME_FIX)
+    name_unfixed, name_fixed = layout.build_before(NAME_FIX), layout.build_with(NAME_FIX)
     above = "%dM" % (SMALL_LIMIT_MB * 2)
     equal = "%dM" % SMALL_LIMIT_MB
     out = [
@@ -225,8 +225,8 @@ def cases():
         # dirty bitmap size limit without one".
         out.append(Case("e2e/memory-limit/iommufd/mixed-dirty-container",
                         {"fork": "accepted+warning", "base": "accepted+warning",
-                         config.build_before(LIMIT_FIX): DOUBLED,
-                         config.build_with(LIMIT_FIX): "accepted+warning"},
+                         layout.build_before(LIMIT_FIX): DOUBLED,
+                         layout.build_with(LIMIT_FIX): "accepted+warning"},
                         mixed_container_label,
                         "two iommufd devices in one container, only device 0 with IOMMU "
                         "dirty tracking; device 1 (enable-migration=on, no DMA logging) "

@@ -49,19 +49,19 @@ the guest's RAM.
 
 import os
 
-import config
-import guestdma as g
-import vm as vmmod
-from scenario import Case, VTD_POOL_BASE, VTD_POOL_SIZE
-from scenarios.migration_window import dma_failed
-from scenarios.teardown_two_containers import (BRIDGE_DEVFN, SECONDARY_BUS, ALIAS_DEVFN,
+from lib import layout
+from e2e import guestdma as g
+from lib import qemu
+from lib.viommu import driver as guest_driver
+from e2e.scenario import Case
+from e2e.steps.migration_window import dma_failed
+from e2e.scenarios.teardown_two_containers import (BRIDGE_DEVFN, SECONDARY_BUS, ALIAS_DEVFN,
                                                number_bridge)
-from vtd import VTd
 
 DEV1 = "0000:00:06.0"
 DID = 1
 DOWNTIME_LIMIT_MS = 2000
-FIX = config.build_before("Report-all-pages-dirty-for-an-HWPT")
+FIX = layout.build_before("Report-all-pages-dirty-for-an-HWPT")
 MIXED_WARNING = "IOMMU instance for device %s doesn't support dirty tracking" % DEV1
 CFG = {"dma_logging": "off", "iommu_dirty": "on",
        "device1.name": DEV1, "device1.group": 43, "device1.cdev": 1,
@@ -87,7 +87,7 @@ def mixed_vm(ctx, name, viommu, incoming=False):
     enable-migration=on; with a vIOMMU both behind one bridge."""
     v = ctx.vm(name, backend="iommufd", viommu=viommu, hostsim_cfg=dict(CFG),
                incoming=incoming)
-    sysfs1 = vmmod.hostsim.make_sysfs_device(os.path.join(v.dir, "sysfs"), name=DEV1,
+    sysfs1 = qemu.hostsim.make_sysfs_device(os.path.join(v.dir, "sysfs"), name=DEV1,
                                              group=43, cdev=1)
     dev1 = "vfio-pci,id=hostdev1,sysfsdev=%s,iommufd=iommufd0,enable-migration=on" % sysfs1
     if viommu:
@@ -105,7 +105,7 @@ def bring_up(v, named):
     """Guest VT-d driver: the bridge's alias in domain DID, translation on,
     every mapping of named mapped."""
     number_bridge(v)
-    drv = VTd(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE, queued=True)
+    drv = guest_driver(v.qt, "legacy")
     drv.init()
     drv.attach(SECONDARY_BUS, ALIAS_DEVFN, DID)
     drv.enable_translation()

@@ -36,18 +36,18 @@ mixed_container.allow_all_dirty() let it converge without letting the
 first pass switch over during the window.
 """
 
-import config
-import guestdma as g
-import viommu_modes
-from scenario import Case
-from scenarios.migration_window import MigrationWindow
-from scenarios.mixed_container import allow_all_dirty
+from lib import layout
+from e2e import guestdma as g
+from lib import viommu as viommu_modes
+from e2e.scenario import Case
+from e2e.steps.migration_window import MigrationWindow
+from e2e.scenarios.mixed_container import allow_all_dirty
 
 DID = 1
 KEPT = g.Mapping(0x10000, 0x200000)
 UNMAPPED = g.Mapping(0x20000, 0x300000)
 IDENTITY = g.Mapping(0x200000, 0x200000)
-FIX = config.build_before("Report-memory-dirty-when-nothing-trac")
+FIX = layout.build_before("Report-memory-dirty-when-nothing-trac")
 
 
 def vm_kw(backend, viommu):

@@ -49,12 +49,12 @@ dirty syncs of the window read nothing: they replay the vIOMMU's
 mappings, and virtio-iommu's replay does not reach VFIO's dirty notifier).
 """
 
-import guestdma as g
-import config
-import hostlog as H
-import vm as vmmod
-from scenario import Case
-from scenarios.migration_window import (MigrationWindow, count_lost, dirty_rate_kw,
+from e2e import guestdma as g
+from lib import layout
+from lib import hostlog as H
+from lib import qemu
+from e2e.scenario import Case
+from e2e.steps.migration_window import (MigrationWindow, count_lost, dirty_rate_kw,
                                         dirty_rate_run, migration_kw)
 
 VIOMMUS = ("virtio", "amd")
@@ -77,7 +77,7 @@ def variants(viommu):
     out = {
         "page": ([A, K], lambda drv, v: drv.unmap(DID, A.iova, A.size)),
         "range": (R + [K], lambda drv, v: drv.unmap(DID, R[0].iova, len(R) * g.PAGE)),
-        "detach": ([A, K], lambda drv, v: drv.detach(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, DID)),
+        "detach": ([A, K], lambda drv, v: drv.detach(qemu.VFIO_BUS, qemu.VFIO_DEVFN, DID)),
     }
     if viommu == "amd":
         out["pde"] = (P + [K], lambda drv, v: drv.zero_upper_entry(DID, P[0].iova, level=2))
@@ -144,7 +144,7 @@ def expectations(backend, fork="intact", nine="lost"):
     """fork: 0 pages lost; base: 10.2.2's vIOMMU blocker; the nine commits
     alone (before-followups) and the queue just before the fix: the bits
     are marked on the vIOMMU's translated_addr 0."""
-    expect = {"fork": fork, "before-followups": nine, config.build_before(FIX): nine}
+    expect = {"fork": fork, "before-followups": nine, layout.build_before(FIX): nine}
     expect["base"] = "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]"
     return expect
 
@@ -172,7 +172,7 @@ def cases():
         # these two: nothing is read at all.
         expect = {"fork": "marked-on-target", "base": "no-sync-read",
                   "before-followups": "no-sync-read",
-                  config.build_before(FIX): "no-sync-read"}
+                  layout.build_before(FIX): "no-sync-read"}
         out.append(Case("e2e/other-viommus/%s/iommufd/dirty-rate" % viommu, expect,
                         lambda ctx, v=viommu: run_dirty_rate(ctx, v), __doc__))
         expect = dict(expect, fork="read-at-unmap")

@@ -56,20 +56,20 @@ run_passthrough_to_blocked() is also used with guest RAM above 4 GiB
 (scenarios/ram_above_4g.py).
 """
 
-import config
-import guestdma as g
-import viommu_modes
-import vm as vmmod
-from scenario import Case
-from scenarios import unmap_reads as R
-from scenarios.migration_window import (MigrationWindow, dirty_rate_run, dirty_rate_kw,
+from lib import layout
+from e2e import guestdma as g
+from lib import viommu as viommu_modes
+from lib import qemu
+from e2e.scenario import Case
+from e2e.steps import unmap_reads as R
+from e2e.steps.migration_window import (MigrationWindow, dirty_rate_run, dirty_rate_kw,
                                         migration_kw)
 
 DID = 1
 TARGET = 0x200000
 # The queue just before "vfio/listener: Read the dirty bits of vIOMMU
 # mappings from VFIO's record".
-DIRECT_BEFORE = config.build_before("Read-the-dirty-bits-of-vIOMMU")
+DIRECT_BEFORE = layout.build_before("Read-the-dirty-bits-of-vIOMMU")
 
 
 def bring_up_passthrough(v):
@@ -119,7 +119,7 @@ def run_dma_to_passthrough(ctx, backend):
 
     def blocked_then_passthrough():
         block(drv)
-        drv.attach_passthrough(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, DID)
+        drv.attach_passthrough(qemu.VFIO_BUS, qemu.VFIO_DEVFN, DID)
 
     stop = mw.run([m], blocked_then_passthrough)
     if stop:
@@ -136,7 +136,7 @@ def run_dma_to_passthrough_direct(ctx, backend):
     "unmapped" when a successful host unmap covered the IOVA, then the
     destination's data: "intact" or "unmapped+stale"."""
     kw = migration_kw(backend)
-    kw["traces"] = vmmod.DEFAULT_TRACES + ["vfio_listener_region_del_iommu*"]
+    kw["traces"] = qemu.DEFAULT_TRACES + ["vfio_listener_region_del_iommu*"]
     mw = MigrationWindow(ctx, **kw)
     drv = viommu_modes.bring_up(mw.src, "legacy", DID)
     m = g.Mapping(0x10000, TARGET)
@@ -144,7 +144,7 @@ def run_dma_to_passthrough_direct(ctx, backend):
     g.fill_old(mw.src, [m])
 
     def straight_to_passthrough():
-        drv.attach_passthrough(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, DID)
+        drv.attach_passthrough(qemu.VFIO_BUS, qemu.VFIO_DEVFN, DID)
 
     stop = mw.run([m], straight_to_passthrough)
     if stop:
@@ -175,9 +175,9 @@ def cases():
     out = []
     for backend in ("legacy", "iommufd"):
         base = "realize-failed[vIOMMU]" if backend == "legacy" else "blocked[vIOMMU]"
-        # upto-10: the nine alone (no follow-up) already handle this.
+        # before-followups: the nine alone (no follow-up) already handle this.
         out.append(Case("e2e/passthrough-to-blocked/%s" % backend,
-                        {"fork": "intact", "base": base, "upto-10": "intact"},
+                        {"fork": "intact", "base": base, "before-followups": "intact"},
                         lambda ctx, b=backend: run_passthrough_to_blocked(ctx, b), __doc__))
         # upto-07 / upto-08: the queue just before / with "vfio/listener:
         # Add missing dirty tracking in region_del" (queue position 08).

@@ -33,9 +33,9 @@ migratable+stale, migrate-failed; prefixed "no-cpr-blocker+" when the
 realized VM does not block cpr-transfer.
 """
 
-import config
-import guestdma as g
-from scenario import Case, reason_key
+from lib import layout
+from e2e import guestdma as g
+from e2e.scenario import Case, reason_key
 
 # The build with the fix alone (the build before it is the base itself).
 FIX = "fix-the-CPR-blocker-of-vfio_iommufd_cpr"
@@ -122,8 +122,8 @@ def run(ctx, viommu):
 
 
 def cases():
-    assert config.build_before(FIX) == "base", "the prerequisite must come first"
-    fix_alone = config.build_with(FIX)
+    assert layout.build_before(FIX) == "base", "the prerequisite must come first"
+    fix_alone = layout.build_with(FIX)
     return [
         Case("e2e/prerequisite-612/iommufd/no-viommu",
              {"base": "crashed[signal 11]", fix_alone: "migratable", "fork": "migratable"},

@@ -60,19 +60,19 @@ Before the ram_addr follow-up (the nine commits alone): "read-ok+stale":
   the zeroed PTE's 0), the page is lost.
 """
 
-import config
-import guestdma as g
-from scenario import Case
-from scenarios import unmap_reads as R
-from scenarios.memory_limit import big_ram_args
-from scenarios.migration_window import MigrationWindow, migration_kw
-from scenarios.passthrough_to_blocked import run_passthrough_to_blocked
-from scenarios.teardown_during_migration import run_migration as run_teardown_migration
+from lib import layout
+from e2e import guestdma as g
+from e2e.scenario import Case
+from e2e.steps import unmap_reads as R
+from e2e.scenarios.memory_limit import big_ram_args
+from e2e.steps.migration_window import MigrationWindow, migration_kw
+from e2e.scenarios.passthrough_to_blocked import run_passthrough_to_blocked
+from e2e.scenarios.teardown_during_migration import run_migration as run_teardown_migration
 
 DID = 1
 # The queue just before "vfio: Mark dirty pages harvested at unmap at
 # their ram_addr" (the nine commits alone).
-BEFORE = config.build_before("Mark-dirty-pages-harvested-at-unmap")
+BEFORE = layout.build_before("Mark-dirty-pages-harvested-at-unmap")
 IOVA = 0x10000
 
 
@@ -195,8 +195,8 @@ def run_dimm_boundary(ctx, backend):
 
 def cases():
     out = []
-    cross = config.build_before("Unmap-vIOMMU-mappings-of-two-RAM-regio")
-    skip = config.build_before("Fail-the-unmap-of-a-range-whose-dirty")
+    cross = layout.build_before("Unmap-vIOMMU-mappings-of-two-RAM-regio")
+    skip = layout.build_before("Fail-the-unmap-of-a-range-whose-dirty")
     for backend in ("legacy", "iommufd"):
         base = "realize-failed[vIOMMU]" if backend == "legacy" else "blocked[vIOMMU]"
         expect = {"fork": "intact", "base": base, BEFORE: "read-ok+stale"}

@@ -14,9 +14,9 @@ instead of intel-iommu.
 
 import os
 
-import migration
-from qmp import QMPError
-from scenario import Case, REASONS, reason_key
+from lib import migration
+from lib.qmp import QMPError
+from e2e.scenario import Case, REASONS, reason_key
 
 WARNING = REASONS["no-dirty-tracking"]
 # 4 KiB bitmap -> 4096 * 8 pages * 4 KiB = 128 MiB: smaller than 256M RAM.

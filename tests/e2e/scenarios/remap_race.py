@@ -54,14 +54,14 @@ the device write and the PTE clear), "blocked[...]",
 
 import time
 
-import config
-import guestdma as g
-import hostlog as H
-import migration
-import viommu_modes as vm_modes
-from scenario import Case, reason_key
-from scenarios import churn
-from scenarios.unmap_during_migration import backend_kw
+from lib import layout
+from e2e import guestdma as g
+from lib import hostlog as H
+from lib import migration
+from lib import viommu as vm_modes
+from e2e.scenario import Case, reason_key
+from e2e.scenarios import churn
+from e2e.scenarios.unmap_during_migration import backend_kw
 
 DID = 1
 IOVA = 0x10000
@@ -194,7 +194,7 @@ def run_clear(ctx, backend, mode="legacy"):
 
 
 def cases():
-    before = config.build_before(FIX)
+    before = layout.build_before(FIX)
     out = []
     for backend in ("iommufd", "legacy"):
         blocked = "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]"

@@ -63,12 +63,12 @@ between the guest's change and its invalidation in the active phase.
 
 import time
 
-import config
-import guestdma as g
-import hostlog as H
-import migration
-import viommu_modes
-from scenario import Case, reason_key
+from lib import layout
+from e2e import guestdma as g
+from lib import hostlog as H
+from lib import migration
+from lib import viommu as viommu_modes
+from e2e.scenario import Case, reason_key
 
 FIX = "Read-the-dirty-bits-of-vIOMMU"
 DID = 1
@@ -314,7 +314,7 @@ def cases():
     out = []
     # The queue just before the fix; the base has the same
     # vtd_iommu_replay().
-    before = config.build_before(FIX)
+    before = layout.build_before(FIX)
     for backend in ("iommufd", "legacy"):
         out.append(Case(
             "e2e/replay-race/unmap/%s/dirty-rate" % backend,

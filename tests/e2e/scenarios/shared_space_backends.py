@@ -33,13 +33,13 @@ e2e/shared-space-backends/<first>-then-<second>/<viommu|no-viommu>/<plug>
 
 import os
 
-import guestdma as g
-import vm as vmmod
-from qmp import QMPError
-from scenario import Case, reason_key
-from scenarios.mixed_container import bring_up
-from scenarios.next_migration import alive_label, next_migration_label
-from scenarios.teardown_two_containers import BRIDGE_DEVFN
+from e2e import guestdma as g
+from lib import qemu
+from lib.qmp import QMPError
+from e2e.scenario import Case, reason_key
+from e2e.scenarios.mixed_container import bring_up
+from e2e.steps.next_migration import alive_label, next_migration_label
+from e2e.scenarios.teardown_two_containers import BRIDGE_DEVFN
 
 DEV1 = "0000:00:06.0"
 # type1 with its precise dirty bitmap for the legacy device, HWPT dirty
@@ -67,7 +67,7 @@ def shared_vm(ctx, name, first, second, viommu, hotplug, incoming=False):
     first_migrates = first == "legacy" and not viommu
     v = ctx.vm(name, backend=first, viommu=viommu, hostsim_cfg=dict(CFG), incoming=incoming,
                enable_migration="on" if first_migrates else None)
-    sysfs1 = vmmod.hostsim.make_sysfs_device(os.path.join(v.dir, "sysfs"), name=DEV1,
+    sysfs1 = qemu.hostsim.make_sysfs_device(os.path.join(v.dir, "sysfs"), name=DEV1,
                                              group=43, cdev=1)
     if viommu:
         i = next(n for n, a in enumerate(v.args) if a.startswith("vfio-pci,"))

@@ -50,11 +50,11 @@ before-upstream-teardown-lookup: the two mappings above 0xfef00000 stay
   "not-unmapped" (+ "stale" on the destination in a migration).
 """
 
-import guestdma as g
-import vm as vmmod
-from scenario import Case
-from scenarios import unmap_reads as R
-from scenarios.migration_window import (MigrationWindow, dirty_rate_run, dirty_rate_kw,
+from e2e import guestdma as g
+from lib import qemu
+from e2e.scenario import Case
+from e2e.steps import unmap_reads as R
+from e2e.steps.migration_window import (MigrationWindow, dirty_rate_run, dirty_rate_kw,
                                         migration_kw)
 
 DID = 1
@@ -67,7 +67,7 @@ UPSTREAM_LOOKUP = "before-upstream-teardown-lookup"
 
 
 def teardown(drv):
-    drv.detach(vmmod.VFIO_BUS, vmmod.VFIO_DEVFN, DID)
+    drv.detach(qemu.VFIO_BUS, qemu.VFIO_DEVFN, DID)
 
 
 def exact_ranges(maps):
@@ -136,9 +136,9 @@ def cases():
     out = []
     for backend in ("legacy", "iommufd"):
         base = "realize-failed[vIOMMU]" if backend == "legacy" else "blocked[vIOMMU]"
-        # upto-10: the nine alone (no follow-up) already handle this.
+        # before-followups: the nine alone (no follow-up) already handle this.
         out.append(Case("e2e/teardown-during-migration/%s" % backend,
-                        {"fork": "intact", "base": base, "upto-10": "intact",
+                        {"fork": "intact", "base": base, "before-followups": "intact",
                          UPSTREAM_LOOKUP: "not-unmapped+stale"},
                         lambda ctx, b=backend: run_migration(ctx, b), __doc__))
         expect = {"fork": "per-mapping",

@@ -37,17 +37,17 @@ e2e/teardown-two-containers/migration
 
 import os
 
-import config
-import guestdma as g
-import vm as vmmod
-from scenario import Case, reason_key, VTD_POOL_BASE, VTD_POOL_SIZE
-from scenarios import unmap_reads as R
-from vtd import VTd
+from lib import layout
+from e2e import guestdma as g
+from lib import qemu
+from lib.viommu import driver as guest_driver
+from e2e.scenario import Case, reason_key
+from e2e.steps import unmap_reads as R
 
 DID = 1
 # The queue just before "intel_iommu: Unmap recorded mappings for every
 # notifier of an address space".
-BEFORE = config.build_before("Unmap-recorded-mappings-for-every-notifi")
+BEFORE = layout.build_before("Unmap-recorded-mappings-for-every-notifi")
 DEV1 = "0000:00:06.0"
 BRIDGE_DEVFN = 6 << 3          # pcie-pci-bridge at 00:06.0 on pcie.0
 SECONDARY_BUS = 1              # numbered by the test, as firmware would
@@ -64,7 +64,7 @@ def two_container_vm(ctx, name, incoming=False):
     cfg = {"dma_logging": "off", "iommu_dirty": "on",
            "device1.name": DEV1, "device1.group": 43, "device1.cdev": 1}
     v = ctx.vm(name, backend="iommufd", hostsim_cfg=cfg, incoming=incoming)
-    sysfs1 = vmmod.hostsim.make_sysfs_device(os.path.join(v.dir, "sysfs"), name=DEV1,
+    sysfs1 = qemu.hostsim.make_sysfs_device(os.path.join(v.dir, "sysfs"), name=DEV1,
                                              group=43, cdev=1)
     i = next(n for n, a in enumerate(v.args) if a.startswith("vfio-pci,"))
     v.args[i] = v.args[i].replace("addr=05.0", "bus=br0,addr=01.0")
@@ -88,7 +88,7 @@ def bring_up(v):
     """Guest VT-d driver: the bridge's alias (secondary bus, 00.0) in
     domain DID, translation on, MAPS mapped."""
     number_bridge(v)
-    drv = VTd(v.qt, VTD_POOL_BASE, VTD_POOL_SIZE, queued=True)
+    drv = guest_driver(v.qt, "legacy")
     drv.init()
     drv.attach(SECONDARY_BUS, ALIAS_DEVFN, DID)
     drv.enable_translation()

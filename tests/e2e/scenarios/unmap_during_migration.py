@@ -33,12 +33,12 @@ or what stopped the case (blocked[...], realize-failed[...], dma-failed,
 ordering-lost, device-write-not-visible).
 """
 
-import guestdma as g
-import hostlog as H
-from scenario import Case
-from scenarios.migration_window import MigrationWindow
+from e2e import guestdma as g
+from lib import hostlog as H
+from e2e.scenario import Case
+from e2e.steps.migration_window import MigrationWindow
 # backend_kw: the device these cases migrate, also used by other scenarios.
-from scenarios.migration_window import migration_kw as backend_kw
+from e2e.steps.migration_window import migration_kw as backend_kw
 
 DID = 1
 # pte: the exact case of docs/behaviour.md [real-page].

@@ -16,12 +16,12 @@ hostsim).  The series must not swallow it and must still unmap:
 Label "fails-cleanly" when all hold; otherwise the first violated point.
 """
 
-import guestdma as g
-import hostlog as H
-import migration
-import config
-from scenario import Case, reason_key
-from scenarios.unmap_during_migration import backend_kw
+from e2e import guestdma as g
+from lib import hostlog as H
+from lib import migration
+from lib import layout
+from e2e.scenario import Case, reason_key
+from e2e.scenarios.unmap_during_migration import backend_kw
 
 DID = 1
 M = g.Mapping(0x10000, 0x200000)
@@ -106,6 +106,6 @@ def cases():
                   # before "vfio: Fail migration after a failed DMA unmap"
                   # nothing unmaps the range again after the failed read
                   "before-followups": "mapping-kept",
-                  config.build_before("Fail-migration-after-a-failed-DMA-unmap"):
+                  layout.build_before("Fail-migration-after-a-failed-DMA-unmap"):
                       "mapping-kept"},
                  lambda ctx: run_fault(ctx, "legacy"), __doc__)]

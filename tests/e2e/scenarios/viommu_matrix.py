@@ -34,12 +34,12 @@ On the base the vIOMMU blocker stops every cell (iommufd: blocked-reasons
 and a refused migrate; legacy with enable-migration=on: realize fails).
 """
 
-import guestdma as g
-import report
-import viommu_modes as vm_modes
-from scenario import Case, reason_key
-from scenarios.migration_window import count_lost
-from scenarios.unmap_during_migration import backend_kw
+from e2e import guestdma as g
+from e2e import report
+from lib import viommu as vm_modes
+from e2e.scenario import Case, reason_key
+from e2e.steps.migration_window import count_lost
+from e2e.scenarios.unmap_during_migration import backend_kw
 
 A = g.Mapping(0x10000, 0x200000)
 B = g.Mapping(0x20000, 0x280000, 4 * g.PAGE)

@@ -14,9 +14,9 @@ and the destination's pages into the case's label.
 Not a scenario module (no cases()).
 """
 
-import guestdma as g
-from scenario import reason_key
-from scenarios import unmap_reads as R
+from e2e import guestdma as g
+from e2e.scenario import reason_key
+from e2e.steps import unmap_reads as R
 
 
 def migration_kw(backend):

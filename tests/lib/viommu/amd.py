@@ -27,7 +27,7 @@ DMA blocked), enable_translation(), map(), unmap(), log.
 
 import struct
 
-from vtd import PagePool, PAGE_SIZE, PAGE_SHIFT
+from lib.viommu.vtd import PagePool, PAGE_SIZE, PAGE_SHIFT
 
 AMDVI_BASE = 0xFED80000
 

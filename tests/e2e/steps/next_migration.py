@@ -9,8 +9,8 @@ lost), or what stopped the migration ("refused", "migrate-failed",
 "dma-failed", "ordering-lost").
 """
 
-import guestdma as g
-from scenarios.migration_window import count_lost
+from e2e import guestdma as g
+from e2e.steps.migration_window import count_lost
 
 
 def next_migration_label(ctx, src, dst, writes, **migrate_kw):

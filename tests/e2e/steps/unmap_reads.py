@@ -20,7 +20,7 @@ reported as "ordering-lost" instead of being judged.
 
 import time
 
-import hostlog as H
+from lib import hostlog as H
 
 QEMU_E2BIG = "UNMAP: Size of bitmap too big"
 ENOENT = 2

@@ -10,7 +10,7 @@ import json
 import socket
 import time
 
-from unix_client import UnixClient
+from lib.unix_client import UnixClient
 
 
 class QMPError(Exception):

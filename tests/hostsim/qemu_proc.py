@@ -8,16 +8,11 @@ clients are the end-to-end harness's (tests/e2e/qmp.py, qtest.py).
 
 import os
 import subprocess
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
-import hostsim  # noqa: E402
-from qmp import QMP  # noqa: E402
-from qtest import QTest  # noqa: E402
+from lib import hostsim
+from lib.qmp import QMP
+from lib.qtest import QTest
 
 
 class Qemu:

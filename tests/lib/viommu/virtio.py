@@ -30,8 +30,8 @@ VIRTIO_IOMMU_S_RANGE otherwise, as the specification allows).
 
 import struct
 
-from pcicfg import PciDevice, PCI_CAP_ID_VNDR
-from vtd import PagePool, PAGE_SIZE
+from lib.pcicfg import PciDevice, PCI_CAP_ID_VNDR
+from lib.viommu.vtd import PagePool, PAGE_SIZE
 
 # --- virtio-pci capabilities (virtio_pci.h)
 VIRTIO_PCI_CAP_COMMON_CFG = 1

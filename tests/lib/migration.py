@@ -24,7 +24,7 @@ realistic for device DMA than the first; cases use it as a variant.
 import os
 import time
 
-from qmp import QMPError
+from lib.qmp import QMPError
 
 TERMINAL = ("completed", "failed", "cancelled")
 

@@ -22,15 +22,21 @@ import sys
 import tempfile
 import time
 
-import config
-from qmp import QMP
-from qtest import QTest
+from lib import hostsim
+from lib import layout
+from lib.qmp import QMP
+from lib.qtest import QTest
 
-sys.path.insert(0, config.HOSTSIM_PY_DIR)
-try:
-    import hostsim  # noqa: E402  (the model's own client module)
-except ImportError:       # only VMs without an assigned device work then
-    hostsim = None
+# hostsim settings every VM starts from; cases override per row.
+HOSTSIM_DEFAULTS = {
+    "kernel": "6.14",
+    "migration": "on",
+    "precopy": "on",
+    "p2p": "on",
+    "dma_logging": "off",
+    "iommu_dirty": "on",
+    "type1.migration_cap": "on",
+}
 
 # Guest PCI address of the assigned device: 00:05.0
 VFIO_BUS = 0
@@ -132,7 +138,7 @@ class VM:
         self.qt = None
         self.ctl = None
 
-        cfg = dict(config.HOSTSIM_DEFAULTS)
+        cfg = dict(HOSTSIM_DEFAULTS)
         cfg.update(hostsim_cfg or {})
         cfg["device.name"] = device_name
         cfg["log"] = self.log_path
@@ -140,8 +146,6 @@ class VM:
         self.hostsim_cfg = cfg
         self.sysfsdev = None
         if vfio:
-            if hostsim is None:
-                raise RuntimeError("hostsim.py not found in %s" % config.HOSTSIM_PY_DIR)
             self.sysfsdev = hostsim.make_sysfs_device(
                 os.path.join(self.dir, "sysfs"), name=device_name,
                 group=int(cfg.get("device.group", 42)),
@@ -157,7 +161,7 @@ class VM:
         if device_dirty_tracking is not None:
             dev.append("x-device-dirty-page-tracking=%s" % device_dirty_tracking)
 
-        args = [binary, "-L", config.FIRMWARE_DIR,
+        args = [binary, "-L", layout.FIRMWARE_DIR,
                 "-machine", "q35", "-accel", "qtest", "-m", ram,
                 "-nodefaults", "-display", "none", "-vga", "none",
                 # no vCPU runs: the TCG vAPIC ROM (not in the seabios
@@ -198,13 +202,13 @@ class VM:
     def cmdline(self):
         if not self.vfio:
             return " ".join(self.args)
-        env = "LD_PRELOAD=%s HOSTSIM_CONFIG=%s" % (config.HOSTSIM_LIB, self.cfg_path)
+        env = "LD_PRELOAD=%s HOSTSIM_CONFIG=%s" % (layout.HOSTSIM_LIB, self.cfg_path)
         return env + " " + " ".join(self.args)
 
     def start(self, timeout=30.0):
         env = dict(os.environ)
         if self.vfio:
-            env["LD_PRELOAD"] = config.HOSTSIM_LIB
+            env["LD_PRELOAD"] = layout.HOSTSIM_LIB
             env["HOSTSIM_CONFIG"] = self.cfg_path
         with open(os.path.join(self.dir, "cmdline.txt"), "w") as f:
             f.write(self.cmdline() + "\n")

@@ -14,7 +14,7 @@ the guest-physical address space the guest OS would see.
 import base64
 import struct
 
-from unix_client import UnixClient
+from lib.unix_client import UnixClient
 
 
 class QTestError(Exception):

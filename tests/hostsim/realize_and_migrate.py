@@ -23,22 +23,16 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
-import hostsim  # noqa: E402
-from qemu_proc import Qemu  # noqa: E402
-from vtd import VTd  # noqa: E402  (the project's VT-d guest driver)
+# tests/: the harness (lib) and this suite (hostsim) are packages there.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import hostsim  # noqa: E402
+from lib import layout  # noqa: E402
+from hostsim.qemu_proc import Qemu  # noqa: E402
+from lib.viommu.vtd import VTd  # noqa: E402
 
-OUT = os.environ.get("OUT", os.path.join(REPO, "out"))
-QEMU_BASE = os.environ.get("QEMU_BASE",
-                           os.path.join(OUT, "base", "build", "qemu-system-x86_64"))
-QEMU_FORK = os.environ.get("QEMU_FORK",
-                           os.path.join(OUT, "build", "qemu-system-x86_64"))
-LIB = os.environ.get("HOSTSIM_LIB", os.path.join(OUT, "hostsim",
-                                                 "libhostsim.so"))
+QEMU_BASE = layout.QEMU_BASE
+QEMU_FORK = layout.QEMU_FORK
+LIB = layout.HOSTSIM_LIB
 DEV_NAME = "0000:00:05.0"
 DEV_NAME2 = "0000:00:06.0"
 PATTERN = 0x1122334455667788
