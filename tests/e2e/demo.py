@@ -33,7 +33,7 @@ from e2e import guestdma as g  # noqa: E402
 from lib import hostlog as H  # noqa: E402
 from lib import migration  # noqa: E402
 from e2e.scenario import Case, Context  # noqa: E402
-from e2e.scenarios.unmap_during_migration import backend_kw  # noqa: E402
+from e2e.steps.migration_window import backend_kw  # noqa: E402
 
 DID = 1
 

@@ -25,6 +25,7 @@ import time
 
 # tests/: the harness (lib) and this suite (hostsim) are packages there.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import backends  # noqa: E402
 from lib import hostsim  # noqa: E402
 from lib import layout  # noqa: E402
 from hostsim.qemu_proc import Qemu  # noqa: E402
@@ -76,11 +77,9 @@ def has_subsequence(calls, seq):
 
 
 def device_args(sysfs, backend, viommu, extra=""):
-    args = []
-    dev = "vfio-pci,sysfsdev=%s,id=hostdev0%s" % (sysfs, extra)
-    if backend == "iommufd":
-        args += ["-object", "iommufd,id=ifd0"]
-        dev += ",iommufd=ifd0"
+    be = backends.get(backend)
+    args = list(be.objects)
+    dev = ",".join(["vfio-pci,sysfsdev=%s,id=hostdev0%s" % (sysfs, extra)] + be.device_props)
     if viommu:
         args += ["-device", "intel-iommu,caching-mode=on"]
     return args + ["-device", dev]
@@ -337,8 +336,7 @@ def run_viommu(binary, tag, backend, workdir, sysfs):
         vtd.unmap(DID, 0x10000, 0x2000)     # zero the PTEs, then invalidate
         r = q.ctl.dma(0x10000, 0x1000, PATTERN)
         ev = q.events()
-        unmap = "VFIO_IOMMU_UNMAP_DMA" if backend == "legacy" \
-            else "IOMMU_IOAS_UNMAP"
+        unmap = backends.get(backend).unmap_call
         tap(r.get("error") == "fault" and
             any(e["call"] == unmap and e.get("iova") == 0x10000 for e in ev),
             "%s: guest unmap + invalidation unmaps in the host" % label, r)

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 
+from lib import backends
 from lib import hostsim
 from lib import layout
 from lib.qmp import QMP
@@ -154,8 +155,8 @@ class VM:
 
         dev = ["vfio-pci", "id=hostdev0", "sysfsdev=%s" % self.sysfsdev,
                "addr=%02x.%x" % (VFIO_DEVFN >> 3, VFIO_DEVFN & 7)]
-        if backend == "iommufd":
-            dev.append("iommufd=iommufd0")
+        be = backends.get(backend)
+        dev += be.device_props
         if enable_migration is not None:
             dev.append("enable-migration=%s" % enable_migration)
         if device_dirty_tracking is not None:
@@ -189,8 +190,7 @@ class VM:
                          % (AMDVI_PCI_DEVFN >> 3, AMDVI_PCI_DEVFN & 7)]
                 props += ",pci-id=amdvi-pci"
             args += ["-device", iommu_dev + "," + props]
-        if backend == "iommufd":
-            args += ["-object", "iommufd,id=iommufd0"]
+        args += be.objects
         if vfio:
             args += ["-device", ",".join(dev)]
         if incoming:

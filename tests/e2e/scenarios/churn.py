@@ -47,12 +47,13 @@ import shutil
 import struct
 import time
 
+from lib import backends
 from e2e import guestdma as g
 from lib import migration
 from lib import viommu as vm_modes
 from lib.viommu.vtd import VTd
 from e2e.scenario import Case, reason_key
-from e2e.scenarios.unmap_during_migration import backend_kw
+from e2e.steps.migration_window import backend_kw
 
 PAGE = g.PAGE
 DID = 1
@@ -408,7 +409,7 @@ def expect_for(backend):
     harvested bits of a zeroed PTE are marked at address 0
     (docs/behaviour.md [real-page]) -- seeds 1-4 lose 14-27 pages each there."""
     return {"fork": "intact",
-            "base": "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]",
+            "base": backends.get(backend).base_blocker,
             "before-followups": "lost"}
 
 

@@ -23,7 +23,7 @@ bitmap read.  Unchanged by the series: label "no-read" on both builds.
 from e2e import guestdma as g
 from lib import hostlog as H
 from e2e.scenario import Case, reason_key
-from e2e.scenarios.unmap_during_migration import backend_kw
+from e2e.steps.migration_window import backend_kw
 
 DID = 1
 M1 = g.Mapping(0x100000, 0x1200000)

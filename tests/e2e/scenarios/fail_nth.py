@@ -48,6 +48,7 @@ import subprocess
 import time
 import traceback
 
+from lib import backends
 from lib import layout
 from e2e import guestdma as g
 from lib import migration
@@ -55,7 +56,7 @@ from lib import viommu as vm_modes
 from lib import qemu
 from lib.qmp import QMPError
 from e2e.scenario import Case, reason_key
-from e2e.scenarios.unmap_during_migration import backend_kw
+from e2e.steps.migration_window import backend_kw
 from e2e.scenarios.viommu_matrix import A, B, C, DMA_DID
 
 TARGETS = [A, B] + C
@@ -345,7 +346,7 @@ def make_case(backend, stride=None, viommu="intel"):
     name = backend if viommu == "intel" else "%s/%s" % (viommu, backend)
     return Case("e2e/fail-nth/%s" % name,
                 {"fork": "survives-all",
-                 "base": "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]"},
+                 "base": backends.get(backend).base_blocker},
                 lambda ctx: sweep(ctx, backend, stride, viommu), __doc__)
 
 

@@ -88,6 +88,7 @@ import re
 import struct
 import time
 
+from lib.backends import get as backend_record
 from lib import layout
 from e2e import guestdma as g
 from lib import hostlog as H
@@ -95,9 +96,8 @@ from lib import migration
 from lib import viommu as viommu_modes
 from lib.qmp import QMPError
 from e2e.scenario import Case, reason_key
-from e2e.steps.migration_window import dirty_rate_kw, dma_failed
-from e2e.scenarios.unmap_during_migration import backend_kw
 from e2e.steps import unmap_reads as R
+from e2e.steps.migration_window import backend_kw, dirty_rate_kw, dma_failed
 
 DID = 1
 A = g.Mapping(0x10000, 0x200000)
@@ -111,7 +111,7 @@ DEVICE = "0000:00:05.0"
 
 
 def unmap_call(backend):
-    return H.IOAS_UNMAP if backend == "iommufd" else H.TYPE1_UNMAP
+    return backend_record(backend).unmap_call
 
 
 def fail_unmaps(vm, backend):
@@ -448,13 +448,13 @@ def cases():
             ("translation-enable", setup_translation_enable, ("iommufd",)),
             ("guest-unmap", setup_guest_unmap, ("iommufd", "legacy"))):
         for backend in backends:
-            base = "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]"
+            base = backend_record(backend).base_blocker
             out.append(Case("e2e/failed-unmap/%s/%s" % (name, backend),
                             {"fork": "blocked[unmap]+refused+retried+completed-intact",
                              "base": base, veto: "failed[unmap]", before: "lost-pages"},
                             lambda ctx, b=backend, s=setup: run(ctx, b, s), __doc__))
     for backend in ("iommufd", "legacy"):
-        base = "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]"
+        base = backend_record(backend).base_blocker
         out.append(Case("e2e/failed-unmap/during-migration/%s" % backend,
                         {"fork": "failed[unmap]+next-intact", "base": base,
                          veto: "failed[unmap]+next-intact", before: "lost-pages"},

@@ -36,6 +36,7 @@ mixed_container.allow_all_dirty() let it converge without letting the
 first pass switch over during the window.
 """
 
+from lib import backends
 from lib import layout
 from e2e import guestdma as g
 from lib import viommu as viommu_modes
@@ -51,10 +52,7 @@ FIX = layout.build_before("Report-memory-dirty-when-nothing-trac")
 
 
 def vm_kw(backend, viommu):
-    if backend == "iommufd":
-        cfg = {"dma_logging": "off", "iommu_dirty": "off"}
-    else:
-        cfg = {"dma_logging": "off", "type1.migration_cap": "off"}
+    cfg = dict(backends.get(backend).no_dirty_cfg)
     return dict(backend=backend, viommu=viommu, enable_migration="on", hostsim_cfg=cfg)
 
 

@@ -49,6 +49,7 @@ dirty syncs of the window read nothing: they replay the vIOMMU's
 mappings, and virtio-iommu's replay does not reach VFIO's dirty notifier).
 """
 
+from lib import backends
 from e2e import guestdma as g
 from lib import layout
 from lib import hostlog as H
@@ -145,7 +146,7 @@ def expectations(backend, fork="intact", nine="lost"):
     alone (before-followups) and the queue just before the fix: the bits
     are marked on the vIOMMU's translated_addr 0."""
     expect = {"fork": fork, "before-followups": nine, layout.build_before(FIX): nine}
-    expect["base"] = "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]"
+    expect["base"] = backends.get(backend).base_blocker
     return expect
 
 

@@ -56,6 +56,7 @@ run_passthrough_to_blocked() is also used with guest RAM above 4 GiB
 (scenarios/ram_above_4g.py).
 """
 
+from lib import backends
 from lib import layout
 from e2e import guestdma as g
 from lib import viommu as viommu_modes
@@ -174,7 +175,7 @@ def run_dirty_rate(ctx, backend):
 def cases():
     out = []
     for backend in ("legacy", "iommufd"):
-        base = "realize-failed[vIOMMU]" if backend == "legacy" else "blocked[vIOMMU]"
+        base = backends.get(backend).base_blocker
         # before-followups: the nine alone (no follow-up) already handle this.
         out.append(Case("e2e/passthrough-to-blocked/%s" % backend,
                         {"fork": "intact", "base": base, "before-followups": "intact"},

@@ -60,6 +60,7 @@ Before the ram_addr follow-up (the nine commits alone): "read-ok+stale":
   the zeroed PTE's 0), the page is lost.
 """
 
+from lib import backends
 from lib import layout
 from e2e import guestdma as g
 from e2e.scenario import Case
@@ -198,7 +199,7 @@ def cases():
     cross = layout.build_before("Unmap-vIOMMU-mappings-of-two-RAM-regio")
     skip = layout.build_before("Fail-the-unmap-of-a-range-whose-dirty")
     for backend in ("legacy", "iommufd"):
-        base = "realize-failed[vIOMMU]" if backend == "legacy" else "blocked[vIOMMU]"
+        base = backends.get(backend).base_blocker
         expect = {"fork": "intact", "base": base, BEFORE: "read-ok+stale"}
         out.append(Case("e2e/ram-above-4g/unmap-during-migration/%s" % backend, dict(expect),
                         lambda ctx, b=backend: run_unmap(ctx, b), __doc__))

@@ -54,6 +54,7 @@ the device write and the PTE clear), "blocked[...]",
 
 import time
 
+from lib import backends
 from lib import layout
 from e2e import guestdma as g
 from lib import hostlog as H
@@ -61,7 +62,7 @@ from lib import migration
 from lib import viommu as vm_modes
 from e2e.scenario import Case, reason_key
 from e2e.scenarios import churn
-from e2e.scenarios.unmap_during_migration import backend_kw
+from e2e.steps.migration_window import backend_kw
 
 DID = 1
 IOVA = 0x10000
@@ -197,7 +198,7 @@ def cases():
     before = layout.build_before(FIX)
     out = []
     for backend in ("iommufd", "legacy"):
-        blocked = "blocked[vIOMMU]" if backend == "iommufd" else "realize-failed[vIOMMU]"
+        blocked = backends.get(backend).base_blocker
         out.append(Case(
             "e2e/remap-in-place-during-sync/%s" % backend,
             {"fork": "intact", "base": blocked, before: "lost"},

@@ -63,12 +63,14 @@ between the guest's change and its invalidation in the active phase.
 
 import time
 
+from lib import backends
 from lib import layout
 from e2e import guestdma as g
 from lib import hostlog as H
 from lib import migration
 from lib import viommu as viommu_modes
 from e2e.scenario import Case, reason_key
+from e2e.steps.migration_window import dirty_rate_kw, migration_kw
 
 FIX = "Read-the-dirty-bits-of-vIOMMU"
 DID = 1
@@ -80,29 +82,10 @@ K = g.Mapping(0x20000, 0x300000)        # kept mapped: every replay queries it
 CHURN_GPA = 0x1000000
 CHURN_SIZE = 16 << 20
 CHURN_MARK = 0xC4
+
 # Bandwidth cap while the guest invalidates after the sync: the churn then
 # takes seconds to send, the migration stays in the active phase.
 HOLD_BANDWIDTH = 1 << 20
-
-
-def dirty_rate_kw(backend):
-    """Configurations that realize on every build: migration may be blocked
-    (vIOMMU on the base; no device/IOMMU dirty tracking for legacy with
-    enable-migration=auto), dirty tracking for calc-dirty-rate is not."""
-    if backend == "iommufd":
-        return dict(backend="iommufd", hostsim_cfg={"dma_logging": "off", "iommu_dirty": "on"})
-    return dict(backend="legacy",
-                hostsim_cfg={"dma_logging": "off", "type1.migration_cap": "on",
-                             "type1.dirty": "precise"})
-
-
-def migration_kw(backend):
-    """Configurations the series makes migratable with a vIOMMU."""
-    if backend == "iommufd":
-        return dirty_rate_kw("iommufd")
-    kw = dirty_rate_kw("legacy")
-    kw["enable_migration"] = "on"
-    return kw
 
 
 def covers(e, iova):
@@ -330,15 +313,13 @@ def cases():
             lambda ctx, b=backend: run_dirty_rate(ctx, b, "map"), __doc__))
         out.append(Case(
             "e2e/replay-race/unmap/%s/migration" % backend,
-            {"base": ("blocked[vIOMMU]" if backend == "iommufd"
-                      else "realize-failed[vIOMMU]"),
+            {"base": backends.get(backend).base_blocker,
              before: "still-mapped+stale",
              "fork": "unmapped+intact"},
             lambda ctx, b=backend: run_migration(ctx, b, "unmap"), __doc__))
         out.append(Case(
             "e2e/replay-race/map/%s/migration" % backend,
-            {"base": ("blocked[vIOMMU]" if backend == "iommufd"
-                      else "realize-failed[vIOMMU]"),
+            {"base": backends.get(backend).base_blocker,
              before: "never-mapped+dma-faults",
              "fork": "mapped+intact"},
             lambda ctx, b=backend: run_migration(ctx, b, "map"), __doc__))

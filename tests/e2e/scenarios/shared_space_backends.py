@@ -34,6 +34,7 @@ e2e/shared-space-backends/<first>-then-<second>/<viommu|no-viommu>/<plug>
 import os
 
 from e2e import guestdma as g
+from lib import backends
 from lib import qemu
 from lib.qmp import QMPError
 from e2e.scenario import Case, reason_key
@@ -54,10 +55,11 @@ WRITES_IDENTITY = [("dev0", 0, g.Mapping(0x200000, 0x200000)),
 
 
 def device_arg(backend, sysfs, dev_id, where, migration):
-    arg = "vfio-pci,id=%s,sysfsdev=%s,%s" % (dev_id, sysfs, where)
-    if backend == "iommufd":
-        return arg + ",iommufd=iommufd0"
-    return arg + (",enable-migration=on" if migration else "")
+    be = backends.get(backend)
+    arg = ",".join(["vfio-pci,id=%s,sysfsdev=%s,%s" % (dev_id, sysfs, where)] + be.device_props)
+    if be.needs_enable_migration and migration:
+        arg += ",enable-migration=on"
+    return arg
 
 
 def shared_vm(ctx, name, first, second, viommu, hotplug, incoming=False):

@@ -50,6 +50,7 @@ before-upstream-teardown-lookup: the two mappings above 0xfef00000 stay
   "not-unmapped" (+ "stale" on the destination in a migration).
 """
 
+from lib import backends
 from e2e import guestdma as g
 from lib import qemu
 from e2e.scenario import Case
@@ -135,7 +136,7 @@ def run_dirty_rate(ctx, backend):
 def cases():
     out = []
     for backend in ("legacy", "iommufd"):
-        base = "realize-failed[vIOMMU]" if backend == "legacy" else "blocked[vIOMMU]"
+        base = backends.get(backend).base_blocker
         # before-followups: the nine alone (no follow-up) already handle this.
         out.append(Case("e2e/teardown-during-migration/%s" % backend,
                         {"fork": "intact", "base": base, "before-followups": "intact",

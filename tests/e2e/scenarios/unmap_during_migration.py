@@ -33,12 +33,13 @@ or what stopped the case (blocked[...], realize-failed[...], dma-failed,
 ordering-lost, device-write-not-visible).
 """
 
+from lib import backends
 from e2e import guestdma as g
 from lib import hostlog as H
 from e2e.scenario import Case
 from e2e.steps.migration_window import MigrationWindow
 # backend_kw: the device these cases migrate, also used by other scenarios.
-from e2e.steps.migration_window import migration_kw as backend_kw
+from e2e.steps.migration_window import backend_kw
 
 DID = 1
 # pte: the exact case of docs/behaviour.md [real-page].
@@ -71,7 +72,7 @@ def judge_read(ctx, backend, window, maps):
     is that what is unmapped is read first.
     Otherwise: "no-read" (unmapped without any read), "not-unmapped" (a
     page the guest unmapped is still mapped in the host), "read-wrong"."""
-    unmap_call = H.IOAS_UNMAP if backend == "iommufd" else H.TYPE1_UNMAP
+    unmap_call = backends.get(backend).unmap_call
     unmaps = [e for e in H.calls(window, unmap_call) if e.get("ret") == 0]
     covered = lambda iova: any(u["iova"] <= iova < u["iova"] + H.length(u) for u in unmaps)
     missing = [iova for m in maps for iova, _ in m.pages() if not covered(iova)]
@@ -176,8 +177,7 @@ def cases():
     for backend in ("iommufd", "legacy"):
         for variant in ("pte", "pde"):
             expect = {"fork": "intact",
-                      "base": ("blocked[vIOMMU]" if backend == "iommufd"
-                               else "realize-failed[vIOMMU]"),
+                      "base": backends.get(backend).base_blocker,
                       "before-followups": "read-ok+stale"}
             if backend == "iommufd":
                 expect["before-preunmap-query"] = "no-read+stale"

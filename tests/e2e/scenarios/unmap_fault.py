@@ -16,12 +16,13 @@ hostsim).  The series must not swallow it and must still unmap:
 Label "fails-cleanly" when all hold; otherwise the first violated point.
 """
 
+from lib import backends
 from e2e import guestdma as g
 from lib import hostlog as H
 from lib import migration
 from lib import layout
 from e2e.scenario import Case, reason_key
-from e2e.scenarios.unmap_during_migration import backend_kw
+from e2e.steps.migration_window import backend_kw
 
 DID = 1
 M = g.Mapping(0x10000, 0x200000)
@@ -31,7 +32,7 @@ def run_fault(ctx, backend="iommufd"):
     kw = backend_kw(backend)
     # The call that reads the bitmap at unmap: a separate query on iommufd,
     # the unmap ioctl itself (GET_DIRTY_BITMAP flag) on legacy type1.
-    fault_call = H.GET_DIRTY if backend == "iommufd" else H.TYPE1_UNMAP
+    fault_call = backends.get(backend).read_at_unmap
     src = ctx.vm("src", **kw).start()
     dst = ctx.vm("dst", incoming=True, **kw).start()
     drv = ctx.guest_iommu(src, DID)
@@ -74,7 +75,7 @@ def run_fault(ctx, backend="iommufd"):
         return "fault-not-hit"
     live = [m for m in src.ctl.state().get("mappings", [])
             if m["iova"] <= M.iova < m["iova"] + m["length"]]
-    unmap_call = H.IOAS_UNMAP if backend == "iommufd" else H.TYPE1_UNMAP
+    unmap_call = backends.get(backend).unmap_call
     unmapped = [e for e in H.calls(window, unmap_call)
                 if e.get("iova") == M.iova and e.get("ret", -1) == 0]
     if not unmapped or live:

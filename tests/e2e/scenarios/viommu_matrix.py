@@ -34,12 +34,13 @@ On the base the vIOMMU blocker stops every cell (iommufd: blocked-reasons
 and a refused migrate; legacy with enable-migration=on: realize fails).
 """
 
+from lib import backends
 from e2e import guestdma as g
 from e2e import report
 from lib import viommu as vm_modes
 from e2e.scenario import Case, reason_key
 from e2e.steps.migration_window import count_lost
-from e2e.scenarios.unmap_during_migration import backend_kw
+from e2e.steps.migration_window import backend_kw
 
 A = g.Mapping(0x10000, 0x200000)
 B = g.Mapping(0x20000, 0x280000, 4 * g.PAGE)
@@ -145,8 +146,7 @@ def cases():
                 # before-followups (the nine alone): A's page is lost in
                 # every cell (its PTE is zeroed: docs/behaviour.md [real-page])
                 expect = {"fork": "intact",
-                          "base": ("blocked[vIOMMU]" if backend == "iommufd"
-                                   else "realize-failed[vIOMMU]"),
+                          "base": backends.get(backend).base_blocker,
                           "before-followups": "lost"}
                 out.append(Case(
                     "e2e/matrix/%s/%s/%s" % (mode, backend, domain), expect,
@@ -155,8 +155,7 @@ def cases():
     for viommu in OTHER_VIOMMUS:
         for backend in ("iommufd", "legacy"):
             expect = {"fork": "intact",
-                      "base": ("blocked[vIOMMU]" if backend == "iommufd"
-                               else "realize-failed[vIOMMU]"),
+                      "base": backends.get(backend).base_blocker,
                       "before-followups": "lost"}
             out.append(Case(
                 "e2e/matrix/%s/%s/dma" % (viommu, backend), expect,

@@ -15,25 +15,27 @@ Not a scenario module (no cases()).
 """
 
 from e2e import guestdma as g
+from lib import backends
 from e2e.scenario import reason_key
 from e2e.steps import unmap_reads as R
 
 
+def dirty_rate_kw(backend):
+    """A device with IOMMU dirty tracking, realizable on the base too (no
+    enable-migration=on): dirty tracking comes from calc-dirty-rate."""
+    return dict(backend=backend, hostsim_cfg=dict(backends.get(backend).dirty_cfg))
+
+
 def migration_kw(backend):
     """A device that migrates with IOMMU dirty tracking on the fork."""
-    if backend == "iommufd":
-        return dict(backend="iommufd", hostsim_cfg={"dma_logging": "off", "iommu_dirty": "on"})
-    return dict(backend="legacy", enable_migration="on",
-                hostsim_cfg={"dma_logging": "off", "type1.migration_cap": "on",
-                             "type1.dirty": "precise"})
-
-
-def dirty_rate_kw(backend):
-    """The same device, but realizable on the base too (no
-    enable-migration=on): dirty tracking comes from calc-dirty-rate."""
-    kw = migration_kw(backend)
-    kw.pop("enable_migration", None)
+    kw = dirty_rate_kw(backend)
+    if backends.get(backend).needs_enable_migration:
+        kw["enable_migration"] = "on"
     return kw
+
+
+# The name most cases use for it.
+backend_kw = migration_kw
 
 
 def dma_failed(ctx, replies):

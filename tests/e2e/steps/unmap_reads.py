@@ -20,6 +20,7 @@ reported as "ordering-lost" instead of being judged.
 
 import time
 
+from lib import backends
 from lib import hostlog as H
 
 QEMU_E2BIG = "UNMAP: Size of bitmap too big"
@@ -27,7 +28,7 @@ ENOENT = 2
 
 
 def unmap_call(backend):
-    return H.IOAS_UNMAP if backend == "iommufd" else H.TYPE1_UNMAP
+    return backends.get(backend).unmap_call
 
 
 def periodic_reads(window):
@@ -138,11 +139,7 @@ def tracking_starts(events, backend):
     """seqs of the successful "start dirty tracking" calls of backend."""
     out = []
     for e in events:
-        if backend == "iommufd" and e.get("call") == "IOMMU_HWPT_SET_DIRTY_TRACKING" \
-                and e.get("flags", 0) & 1 and e.get("ret") == 0:
-            out.append(e["seq"])
-        if backend != "iommufd" and e.get("call") == H.TYPE1_DIRTY \
-                and e.get("op") == "start" and e.get("ret") == 0:
+        if backends.get(backend).tracking_start(e):
             out.append(e["seq"])
     return out
 
