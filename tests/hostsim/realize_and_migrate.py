@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from lib import backends  # noqa: E402
 from lib import hostsim  # noqa: E402
 from lib import layout  # noqa: E402
-from hostsim.qemu_proc import Qemu  # noqa: E402
+from lib import qemu  # noqa: E402
 from lib.viommu.vtd import VTd  # noqa: E402
 
 QEMU_BASE = layout.QEMU_BASE
@@ -55,6 +55,15 @@ IOMMUFD_SEQ = ["open", "open", "VFIO_DEVICE_BIND_IOMMUFD", "IOMMU_IOAS_ALLOC",
                "VFIO_DEVICE_GET_REGION_INFO", "pread", "VFIO_DEVICE_FEATURE"]
 
 results = []
+
+
+def Qemu(binary, workdir, name, config, args, qtest=False, incoming=None, pass_fds=()):
+    """A q35 QEMU on its own hostsim instance, under qtest or TCG; files in
+    <workdir>/<name>/.  start() launches it and connects."""
+    return qemu.Qemu(binary, name, os.path.join(workdir, name),
+                     ["-machine", "q35", "-m", "256"] + list(args),
+                     accel="qtest" if qtest else "tcg", incoming=incoming,
+                     hostsim_cfg=config, pass_fds=pass_fds, merge_output=True)
 
 
 def tap(ok, name, diag=None):
@@ -109,7 +118,7 @@ def dma_checks(q, label):
     r = q.ctl.dma(0x200000, 0x2000, PATTERN)
     tap(r.get("ok") and r.get("pages") == 2,
         "%s: device DMA through the IOMMU succeeds" % label, r)
-    mem = q.qtest.read(0x200000, 16)
+    mem = q.qt.read(0x200000, 16)
     want = PATTERN.to_bytes(8, "little") * 2
     tap(mem == want, "%s: DMA data is in guest RAM" % label, mem.hex())
     r = q.ctl.dma(0x40000000, 0x1000, PATTERN)
@@ -137,17 +146,17 @@ def bar_dma_check(q, label, devfn=0x28, bar=0xfe000000):
     drives the device's DMA engine through it: QEMU forwards the MMIO to
     the device fd (pwrite), the device writes guest RAM."""
     def cfg_write(off, val):
-        q.qtest.cmd("outl 0xcf8 %#x" % (0x80000000 | (devfn << 8) | off))
-        q.qtest.cmd("outl 0xcfc %#x" % val)
+        q.qt.cmd("outl 0xcf8 %#x" % (0x80000000 | (devfn << 8) | off))
+        q.qt.cmd("outl 0xcfc %#x" % val)
     cfg_write(0x10, bar)
     cfg_write(0x04, 0x6)            # memory decoding + bus master
-    q.qtest.writeq(bar + 0x00, 0x280000)     # IOVA
-    q.qtest.writeq(bar + 0x08, 0x1000)       # LEN
-    q.qtest.writeq(bar + 0x10, PATTERN2)
-    q.qtest.writeq(bar + 0x18, 1)            # GO
-    status = q.qtest.readq(bar + 0x20)
-    magic = q.qtest.readq(bar + 0x38)
-    mem = q.qtest.read(0x280ff8, 8)
+    q.qt.writeq(bar + 0x00, 0x280000)     # IOVA
+    q.qt.writeq(bar + 0x08, 0x1000)       # LEN
+    q.qt.writeq(bar + 0x10, PATTERN2)
+    q.qt.writeq(bar + 0x18, 1)            # GO
+    status = q.qt.readq(bar + 0x20)
+    magic = q.qt.readq(bar + 0x38)
+    mem = q.qt.read(0x280ff8, 8)
     tap(status == 0 and magic == 0x004d495354534f48 and
         mem == PATTERN2.to_bytes(8, "little"),
         "%s: DMA driven through the BAR lands in guest RAM" % label,
@@ -161,7 +170,7 @@ def with_qemu(label, start, checks, what="QEMU started and answered"):
     q = None
     try:
         q = start()
-        q.connect()
+        q.start()
         checks(q)
     except Exception as e:
         tap(False, "%s: %s" % (label, what),
@@ -180,8 +189,7 @@ def run_realize(binary, tag, backend, qtest, workdir, sysfs, kernel="6.14"):
             dma_checks(q, label)
             bar_dma_check(q, label)
 
-    with_qemu(label, lambda: Qemu(
-        binary, LIB, workdir, "r-%s-%s-%s" % (tag, backend, qtest),
+    with_qemu(label, lambda: Qemu(binary, workdir, "r-%s-%s-%s" % (tag, backend, qtest),
         {"kernel": kernel, "device.name": DEV_NAME},
         device_args(sysfs, backend, viommu=True, extra=",addr=5"),
         qtest=qtest), checks)
@@ -189,11 +197,11 @@ def run_realize(binary, tag, backend, qtest, workdir, sysfs, kernel="6.14"):
 
 def run_612(binary, tag, workdir, sysfs, expect_crash):
     label = "%s iommufd kernel 6.12" % tag
-    q = Qemu(binary, LIB, workdir, "k612-%s" % tag,
+    q = Qemu(binary, workdir, "k612-%s" % tag,
              {"kernel": "6.12", "device.name": DEV_NAME},
              device_args(sysfs, "iommufd", viommu=True), qtest=True)
     try:
-        q.connect()
+        q.start()
         crashed = False
         _, err = q.qmp.try_command("query-pci")
         ok = err is None
@@ -211,10 +219,7 @@ def run_612(binary, tag, workdir, sysfs, expect_crash):
     tap(any(e["call"] == "IOMMU_IOAS_CHANGE_PROCESS" and
             e.get("errname") == "ENOTTY" for e in ev),
         "%s: IOMMU_IOAS_CHANGE_PROCESS answered ENOTTY" % label)
-    if not crashed:
-        q.stop()
-    else:
-        q.err.close()
+    q.stop()
 
 
 def run_fd_passing(binary, tag, workdir):
@@ -242,8 +247,7 @@ def run_fd_passing(binary, tag, workdir):
         dma_checks(q, label)
 
     try:
-        with_qemu(label, lambda: Qemu(
-            binary, LIB, workdir, "fd-%s" % tag,
+        with_qemu(label, lambda: Qemu(binary, workdir, "fd-%s" % tag,
             {"kernel": "6.14", "device.name": DEV_NAME,
              "fd.iommufd": ifd, "fd.device": dfd}, args, qtest=True,
             pass_fds=(ifd, dfd)), checks)
@@ -287,7 +291,7 @@ def run_two_devices(binary, tag, workdir, sysfs, sysfs2, shared_as):
         r1 = q.ctl.request("dma 0x201000 0x1000 %#x dev=1" % PATTERN2)
         tap(r0.get("ok") and r1.get("ok"), "%s: both devices DMA" % label,
             "%r %r" % (r0, r1))
-        mem = q.qtest.read(0x200ff8, 16)
+        mem = q.qt.read(0x200ff8, 16)
         tap(mem == PATTERN.to_bytes(8, "little") +
             PATTERN2.to_bytes(8, "little"),
             "%s: both writes are in guest RAM" % label, mem.hex())
@@ -301,8 +305,7 @@ def run_two_devices(binary, tag, workdir, sysfs, sysfs2, shared_as):
                     e.get("path") == "/dev/iommu") == 2,
                 "%s: two iommufd contexts" % label, ioas)
 
-    with_qemu(label, lambda: Qemu(
-        binary, LIB, workdir, "two-%s-%s" % (tag, shared_as),
+    with_qemu(label, lambda: Qemu(binary, workdir, "two-%s-%s" % (tag, shared_as),
         {"kernel": "6.14", "device.name": DEV_NAME,
          "device1.name": DEV_NAME2, "device1.group": 43,
          "device1.cdev": 1}, args, qtest=True), checks)
@@ -314,7 +317,7 @@ def run_viommu(binary, tag, backend, workdir, sysfs):
     label = "%s vIOMMU translation %s" % (tag, backend)
 
     def checks(q):
-        vtd = VTd(q.qtest, VTD_POOL, VTD_POOL_SIZE)
+        vtd = VTd(q.qt, VTD_POOL, VTD_POOL_SIZE)
         vtd.init()
         vtd.attach(0, 5 << 3, DID)          # 00:05.0 (addr=5)
         vtd.map(DID, 0x10000, 0x200000, 0x2000)
@@ -326,7 +329,7 @@ def run_viommu(binary, tag, backend, workdir, sysfs):
             "%s: only the guest's IOVA mappings are in the host IOMMU" %
             label, maps)
         r = q.ctl.dma(0x10000, 0x2000, PATTERN)
-        mem = q.qtest.read(0x201ff8, 8)
+        mem = q.qt.read(0x201ff8, 8)
         tap(r.get("ok") and mem == PATTERN.to_bytes(8, "little"),
             "%s: DMA to IOVA 0x10000 lands at GPA 0x200000" % label,
             "%r %s" % (r, mem.hex()))
@@ -342,8 +345,7 @@ def run_viommu(binary, tag, backend, workdir, sysfs):
             "%s: guest unmap + invalidation unmaps in the host" % label, r)
         tap(not hostsim.unhandled(ev), "%s: no unhandled request" % label)
 
-    with_qemu(label, lambda: Qemu(
-        binary, LIB, workdir, "viommu-%s-%s" % (tag, backend),
+    with_qemu(label, lambda: Qemu(binary, workdir, "viommu-%s-%s" % (tag, backend),
         {"kernel": "6.14", "device.name": DEV_NAME},
         device_args(sysfs, backend, viommu=True, extra=",addr=5"),
         qtest=True), checks, what="run")
@@ -384,15 +386,15 @@ def run_migration(binary, tag, backend, qtest, workdir, sysfs, dirty=True,
     try:
         name = "%s-%s-%s-%s-%s" % (tag, backend, "qtest" if qtest else "tcg",
                                    dirty, dmalog)
-        src = Qemu(binary, LIB, workdir, "src-" + name, cfg, args,
+        src = Qemu(binary, workdir, "src-" + name, cfg, args,
                    qtest=qtest)
-        dst = Qemu(binary, LIB, workdir, "dst-" + name, cfg, args,
+        dst = Qemu(binary, workdir, "dst-" + name, cfg, args,
                    qtest=qtest, incoming=uri)
-        src.connect()
-        dst.connect()
+        src.start()
+        dst.start()
         if qtest:
             # non-zero RAM so the first pass takes a while at 64 MiB/s
-            src.qtest.memset(0x100000, 0x8000000, 0x5a)
+            src.qt.memset(0x100000, 0x8000000, 0x5a)
         r = src.ctl.dma(0x300000, 0x3000, PATTERN)
         tap(r.get("ok"), "%s: source device DMA" % label, r)
         blocked = src.qmp.try_command("query-migrate")[0] or {}
@@ -461,11 +463,11 @@ def run_migration(binary, tag, backend, qtest, workdir, sysfs, dirty=True,
         tap(not hostsim.unhandled(sev) and not hostsim.unhandled(dev),
             "%s: no unhandled request on either side" % label)
         if qtest:
-            mem = dst.qtest.read(0x300000, 8)
+            mem = dst.qt.read(0x300000, 8)
             tap(mem == PATTERN.to_bytes(8, "little"),
                 "%s: DMA'd guest RAM reached the destination" % label,
                 mem.hex())
-            mem = dst.qtest.read(0x380ff8, 8)
+            mem = dst.qt.read(0x380ff8, 8)
             if dirty:
                 tap(mem == PATTERN2.to_bytes(8, "little"),
                     "%s: page written during migration reached the "

@@ -1,15 +1,19 @@
-"""Launch one qemu-system-x86_64 process with an assigned device on hostsim.
+"""Launch qemu-system-x86_64 processes and talk QMP / qtest to them.
 
-A VM here is: q35 + -accel qtest (no vCPU runs; the test plays the guest)
-+ optionally a vIOMMU (intel-iommu,caching-mode=on by default, or
-virtio-iommu-pci, or amd-iommu,dma-remap=on) + -device vfio-pci whose
-kernel side is hostsim, the userspace model of VFIO/iommufd preloaded into
-QEMU (LD_PRELOAD).  Each VM gets its own hostsim config, event log, control
-socket and fake sysfs device directory, its own QMP and qtest sockets, and
-keeps every file in its directory under $OUT/e2e/<test>/<vm name>/.
+Qemu is one QEMU process: -accel qtest (no vCPU runs; the test plays the
+guest through the qtest socket) or tcg, a QMP socket, optionally -incoming,
+file descriptors passed in, and hostsim (the userspace model of
+VFIO/iommufd, LD_PRELOADed) with its config, event log and control socket.
+The hostsim suite, the end-to-end cases and the nested runner's L2 all
+start their QEMUs through it.
+
+VM is the end-to-end cases' machine on top of it: q35 + optionally a
+vIOMMU (intel-iommu,caching-mode=on by default, or virtio-iommu-pci, or
+amd-iommu,dma-remap=on) + -device vfio-pci on hostsim, with the backend's
+realize arguments (backends.py); every file under $OUT/e2e/<test>/<vm name>/.
 
 Realize errors make QEMU exit at startup: start() then raises RealizeError
-carrying QEMU's stderr, which scenarios assert on.
+carrying QEMU's stderr, which cases assert on.
 """
 
 import atexit
@@ -18,7 +22,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -105,27 +108,200 @@ class RealizeError(Exception):
                          % (vm.name, rc, stderr.strip()[-600:]))
 
 
-class VM:
+class Qemu:
+    """One QEMU process.  args: everything after the options every QEMU
+    here gets (firmware, accelerator, no default devices or display, the
+    QMP and qtest sockets); self.args is the whole command line, which a
+    caller may still edit before start().
+
+    accel      "qtest" (a qtest socket, self.qt) or "tcg"
+    incoming   None, "defer", or a migration URI
+    hostsim_cfg  hostsim settings (dict): QEMU runs on the model, with the
+               config, event log (self.log_path) and control socket
+               (self.ctl) of its own
+    pass_fds   file descriptors QEMU inherits (-object iommufd,fd=N)
+    stdout/stderr go to <dir>/stdout.txt and stderr.txt, or both to
+    stderr.txt with merge_output."""
+
+    def __init__(self, binary, name, directory, args, accel="qtest", incoming=None,
+                 hostsim_cfg=None, pass_fds=(), firmware=(layout.FIRMWARE_DIR,),
+                 qtest_log=None, merge_output=False):
+        self.name = name
+        self.binary = binary
+        self.dir = directory
+        os.makedirs(self.dir, exist_ok=True)
+        # UNIX socket paths are limited to 108 bytes; keep sockets short.
+        self.sockdir = tempfile.mkdtemp(prefix="qemu-%s-" % name)
+        self.qmp_path = os.path.join(self.sockdir, "qmp")
+        self.qtest_path = os.path.join(self.sockdir, "qtest") if accel == "qtest" else None
+        self.ctl_path = os.path.join(self.sockdir, "hostsim")
+        self.log_path = os.path.join(self.dir, "hostsim.jsonl")
+        self.cfg_path = os.path.join(self.dir, "hostsim.conf")
+        self.stderr_path = os.path.join(self.dir, "stderr.txt")
+        self.stdout_path = self.stderr_path if merge_output else \
+            os.path.join(self.dir, "stdout.txt")
+        self.pass_fds = tuple(pass_fds)
+        self.hostsim_cfg = None
+        if hostsim_cfg is not None:
+            cfg = dict(hostsim_cfg)
+            cfg["log"] = self.log_path
+            cfg["control"] = self.ctl_path
+            self.hostsim_cfg = cfg
+            for path in (self.log_path,):
+                if os.path.exists(path):
+                    os.unlink(path)
+            hostsim.write_config(self.cfg_path, **cfg)
+        argv = [binary]
+        for d in firmware:
+            argv += ["-L", d]
+        argv += ["-accel", accel, "-nodefaults", "-display", "none",
+                 "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        if self.qtest_path:
+            argv += ["-qtest", "unix:%s,server=on,wait=off" % self.qtest_path,
+                     "-qtest-log", qtest_log or "/dev/null"]
+        argv += list(args)
+        if incoming:
+            argv += ["-incoming", incoming]
+        self.args = argv
+        self.proc = None
+        self.qmp = None
+        self.qt = None
+        self.ctl = None
+
+    # ---- lifecycle -----------------------------------------------------------
+    def env(self):
+        env = dict(os.environ)
+        if self.hostsim_cfg is not None:
+            env = hostsim.qemu_env(layout.HOSTSIM_LIB, self.cfg_path, env)
+        return env
+
+    def cmdline(self):
+        if self.hostsim_cfg is None:
+            return " ".join(self.args)
+        env = "LD_PRELOAD=%s HOSTSIM_CONFIG=%s" % (layout.HOSTSIM_LIB, self.cfg_path)
+        return env + " " + " ".join(self.args)
+
+    def start(self, timeout=30.0):
+        """Start QEMU and connect QMP (and qtest); RealizeError if QEMU
+        exits first."""
+        with open(os.path.join(self.dir, "cmdline.txt"), "w") as f:
+            f.write(self.cmdline() + "\n")
+        with open(self.stdout_path, "w") as out:
+            err = out if self.stdout_path == self.stderr_path else open(self.stderr_path, "w")
+            try:
+                self.proc = subprocess.Popen(self.args, env=self.env(), stdin=subprocess.DEVNULL,
+                                             preexec_fn=_die_with_parent, pass_fds=self.pass_fds,
+                                             stdout=out, stderr=err)
+            finally:
+                if err is not out:
+                    err.close()
+        _STARTED.append(self)
+        end = time.monotonic() + timeout
+        while not os.path.exists(self.qmp_path):
+            rc = self.proc.poll()
+            if rc is not None:
+                raise RealizeError(self, rc, self.stderr())
+            if time.monotonic() > end:
+                self.kill()
+                raise RuntimeError("%s: QMP socket never appeared" % self.name)
+            time.sleep(0.02)
+        while True:
+            try:
+                self.qmp = QMP(self.qmp_path).connect(deadline=0.5)
+                break
+            except Exception:
+                # QEMU creates the QMP socket before realizing devices; a
+                # realize error then closes it while we connect.
+                rc = self.proc.poll()
+                if rc is not None:
+                    raise RealizeError(self, rc, self.stderr())
+                if time.monotonic() > end:
+                    self.kill()
+                    raise
+        if self.qtest_path:
+            self.qt = QTest(self.qtest_path).connect()
+        if self.hostsim_cfg is not None:
+            self.ctl = hostsim.Control(self.ctl_path)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        """Quit through QMP; kill this VM's own process if it hangs."""
+        if self.proc is None:
+            return
+        if self.alive() and self.qmp is not None:
+            try:
+                self.qmp.command("quit")
+            except Exception:
+                pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        for c in (self.qmp, self.qt, self.ctl):
+            if c is not None:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    # ---- observations ----------------------------------------------------
+    def stderr(self):
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def exit_summary(self):
+        rc = None if self.proc is None else self.proc.poll()
+        if rc is None:
+            return "running"
+        if rc < 0:
+            return "killed by %s" % signal.Signals(-rc).name
+        return "exit %d" % rc
+
+    def events(self):
+        """hostsim event log (list of dicts), in call order."""
+        if not os.path.exists(self.log_path):
+            return []
+        return hostsim.read_log(self.log_path)
+
+    def event_seq(self):
+        """seq of the last hostsim event so far (to slice later events)."""
+        ev = self.events()
+        return ev[-1]["seq"] if ev else -1
+
+    def blocked_reasons(self):
+        info = self.qmp.command("query-migrate")
+        return info.get("blocked-reasons", [])
+
+    def status(self):
+        return self.qmp.command("query-status")["status"]
+
+
+class VM(Qemu):
+    """The end-to-end cases' machine: q35 under qtest, a vIOMMU (viommu=
+    True/"intel", "virtio", "amd", or None) and vfio-pci on hostsim with
+    the given backend (backends.py).  Files under <workdir>/<name>/."""
+
     def __init__(self, name, binary, workdir, backend="iommufd", ram="256M",
                  viommu=True, enable_migration=None, device_dirty_tracking=None,
                  hostsim_cfg=None, incoming=False, extra_args=(),
                  iommu_props="", traces=DEFAULT_TRACES, device_name="0000:00:05.0",
                  vfio=True):
-        self.name = name
-        self.binary = binary
-        self.dir = os.path.join(workdir, name)
-        os.makedirs(self.dir, exist_ok=True)
-        # UNIX socket paths are limited to 108 bytes; keep sockets short.
-        self.sockdir = tempfile.mkdtemp(prefix="e2e-%s-" % name)
-        self.qmp_path = os.path.join(self.sockdir, "qmp")
-        self.qtest_path = os.path.join(self.sockdir, "qtest")
-        self.ctl_path = os.path.join(self.sockdir, "hostsim")
-        self.log_path = os.path.join(self.dir, "hostsim.jsonl")
-        self.cfg_path = os.path.join(self.dir, "hostsim.conf")
-        self.stdout_path = os.path.join(self.dir, "stdout.txt")
-        self.stderr_path = os.path.join(self.dir, "stderr.txt")
-        self.trace_path = os.path.join(self.dir, "qemu.log")
-        self.qtest_log_path = os.path.join(self.dir, "qtest.log")
+        directory = os.path.join(workdir, name)
+        os.makedirs(directory, exist_ok=True)
+        self.trace_path = os.path.join(directory, "qemu.log")
+        self.qtest_log_path = os.path.join(directory, "qtest.log")
         self.backend = backend
         self.ram = ram
         self.viommu = viommu
@@ -134,43 +310,32 @@ class VM:
             raise ValueError("unknown vIOMMU %r" % (viommu,))
         self.incoming = incoming
         self.vfio = vfio
-        self.proc = None
-        self.qmp = None
-        self.qt = None
-        self.ctl = None
 
-        cfg = dict(HOSTSIM_DEFAULTS)
-        cfg.update(hostsim_cfg or {})
-        cfg["device.name"] = device_name
-        cfg["log"] = self.log_path
-        cfg["control"] = self.ctl_path
-        self.hostsim_cfg = cfg
+        cfg = None
+        if vfio:
+            cfg = dict(HOSTSIM_DEFAULTS)
+            cfg.update(hostsim_cfg or {})
+            cfg["device.name"] = device_name
         self.sysfsdev = None
         if vfio:
             self.sysfsdev = hostsim.make_sysfs_device(
-                os.path.join(self.dir, "sysfs"), name=device_name,
+                os.path.join(directory, "sysfs"), name=device_name,
                 group=int(cfg.get("device.group", 42)),
                 cdev=int(cfg.get("device.cdev", 0)))
-            hostsim.write_config(self.cfg_path, **cfg)
 
+        be = backends.get(backend)
         dev = ["vfio-pci", "id=hostdev0", "sysfsdev=%s" % self.sysfsdev,
                "addr=%02x.%x" % (VFIO_DEVFN >> 3, VFIO_DEVFN & 7)]
-        be = backends.get(backend)
         dev += be.device_props
         if enable_migration is not None:
             dev.append("enable-migration=%s" % enable_migration)
         if device_dirty_tracking is not None:
             dev.append("x-device-dirty-page-tracking=%s" % device_dirty_tracking)
 
-        args = [binary, "-L", layout.FIRMWARE_DIR,
-                "-machine", "q35", "-accel", "qtest", "-m", ram,
-                "-nodefaults", "-display", "none", "-vga", "none",
+        args = ["-machine", "q35", "-m", ram, "-vga", "none",
                 # no vCPU runs: the TCG vAPIC ROM (not in the seabios
                 # package) is not needed
                 "-global", "apic-common.vapic=off",
-                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
-                "-qtest", "unix:%s,server=on,wait=off" % self.qtest_path,
-                "-qtest-log", self.qtest_log_path,
                 "-D", self.trace_path]
         for t in traces or ():
             args += ["-trace", "enable=%s" % t]
@@ -196,101 +361,10 @@ class VM:
         if incoming:
             args += ["-incoming", "defer"]
         args += list(extra_args)
-        self.args = args
-
-    # ---- lifecycle -----------------------------------------------------------
-    def cmdline(self):
-        if not self.vfio:
-            return " ".join(self.args)
-        env = "LD_PRELOAD=%s HOSTSIM_CONFIG=%s" % (layout.HOSTSIM_LIB, self.cfg_path)
-        return env + " " + " ".join(self.args)
-
-    def start(self, timeout=30.0):
-        env = dict(os.environ)
-        if self.vfio:
-            env["LD_PRELOAD"] = layout.HOSTSIM_LIB
-            env["HOSTSIM_CONFIG"] = self.cfg_path
-        with open(os.path.join(self.dir, "cmdline.txt"), "w") as f:
-            f.write(self.cmdline() + "\n")
-        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            self.proc = subprocess.Popen(self.args, env=env, stdin=subprocess.DEVNULL,
-                                         preexec_fn=_die_with_parent,
-                                         stdout=out, stderr=err)
-        _STARTED.append(self)
-        end = time.monotonic() + timeout
-        while not os.path.exists(self.qmp_path):
-            rc = self.proc.poll()
-            if rc is not None:
-                raise RealizeError(self, rc, self.stderr())
-            if time.monotonic() > end:
-                self.kill()
-                raise RuntimeError("%s: QMP socket never appeared" % self.name)
-            time.sleep(0.02)
-        while True:
-            try:
-                self.qmp = QMP(self.qmp_path).connect(deadline=0.5)
-                break
-            except Exception:
-                # QEMU creates the QMP socket before realizing devices; a
-                # realize error then closes it while we connect.
-                rc = self.proc.poll()
-                if rc is not None:
-                    raise RealizeError(self, rc, self.stderr())
-                if time.monotonic() > end:
-                    self.kill()
-                    raise
-        self.qt = QTest(self.qtest_path).connect()
-        self.ctl = hostsim.Control(self.ctl_path) if self.vfio else None
-        return self
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=10.0):
-        """Quit through QMP; kill this VM's own process if it hangs."""
-        if self.proc is None:
-            return
-        if self.alive() and self.qmp is not None:
-            try:
-                self.qmp.command("quit")
-            except Exception:
-                pass
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        for c in (self.qmp, self.qt):
-            if c is not None:
-                try:
-                    c.close()
-                except Exception:
-                    pass
-        shutil.rmtree(self.sockdir, ignore_errors=True)
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+        super().__init__(binary, name, directory, args, hostsim_cfg=cfg,
+                         qtest_log=self.qtest_log_path)
 
     # ---- observations ----------------------------------------------------
-    def stderr(self):
-        try:
-            with open(self.stderr_path) as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def events(self):
-        """hostsim event log (list of dicts), in call order."""
-        if not os.path.exists(self.log_path):
-            return []
-        return hostsim.read_log(self.log_path)
-
-    def event_seq(self):
-        """seq of the last hostsim event so far (to slice later events)."""
-        ev = self.events()
-        return ev[-1]["seq"] if ev else -1
-
     def trace_lines(self, *needles):
         try:
             with open(self.trace_path) as f:
@@ -309,10 +383,3 @@ class VM:
             if needle in l:
                 return [x for x in lines[i:] if not x.startswith(skip)][:count]
         return []
-
-    def blocked_reasons(self):
-        info = self.qmp.command("query-migrate")
-        return info.get("blocked-reasons", [])
-
-    def status(self):
-        return self.qmp.command("query-status")["status"]
