@@ -114,7 +114,8 @@ class Qemu:
     QMP and qtest sockets); self.args is the whole command line, which a
     caller may still edit before start().
 
-    accel      "qtest" (a qtest socket, self.qt) or "tcg"
+    accel      "qtest" (with a qtest socket, self.qt, unless qtest=False)
+               or "tcg"
     incoming   None, "defer", or a migration URI
     hostsim_cfg  hostsim settings (dict): QEMU runs on the model, with the
                config, event log (self.log_path) and control socket
@@ -125,7 +126,7 @@ class Qemu:
 
     def __init__(self, binary, name, directory, args, accel="qtest", incoming=None,
                  hostsim_cfg=None, pass_fds=(), firmware=(layout.FIRMWARE_DIR,),
-                 qtest_log=None, merge_output=False):
+                 qtest_log=None, merge_output=False, qtest=None, qmp_timeout=30.0):
         self.name = name
         self.binary = binary
         self.dir = directory
@@ -133,7 +134,10 @@ class Qemu:
         # UNIX socket paths are limited to 108 bytes; keep sockets short.
         self.sockdir = tempfile.mkdtemp(prefix="qemu-%s-" % name)
         self.qmp_path = os.path.join(self.sockdir, "qmp")
-        self.qtest_path = os.path.join(self.sockdir, "qtest") if accel == "qtest" else None
+        if qtest is None:
+            qtest = accel == "qtest"
+        self.qtest_path = os.path.join(self.sockdir, "qtest") if qtest else None
+        self.qmp_timeout = qmp_timeout
         self.ctl_path = os.path.join(self.sockdir, "hostsim")
         self.log_path = os.path.join(self.dir, "hostsim.jsonl")
         self.cfg_path = os.path.join(self.dir, "hostsim.conf")
@@ -207,7 +211,7 @@ class Qemu:
             time.sleep(0.02)
         while True:
             try:
-                self.qmp = QMP(self.qmp_path).connect(deadline=0.5)
+                self.qmp = QMP(self.qmp_path, timeout=self.qmp_timeout).connect(deadline=0.5)
                 break
             except Exception:
                 # QEMU creates the QMP socket before realizing devices; a

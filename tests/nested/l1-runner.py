@@ -104,9 +104,9 @@ class Context:
             os.makedirs(keep, exist_ok=True)
             for vm in self.vms:
                 try:
-                    shutil.copy(vm.log_path, keep)
+                    shutil.copy(vm.log_path, os.path.join(keep, vm.name + ".stderr"))
                     with open(os.path.join(keep, vm.name + ".cmdline"), "w") as f:
-                        f.write(" ".join(vm.argv) + "\n")
+                        f.write(" ".join(vm.args) + "\n")
                 except OSError:
                     pass
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,15 +1,13 @@
 """L2 side of the nested harness: runs inside L1 (Debian's kernel).
 
-Creates mtty mdevs through sysfs and runs our QEMU builds (L2) on them, with
-a minimal QMP client.  Every L2 QEMU runs under -accel qtest: no guest code
+Creates mtty mdevs through sysfs and runs our QEMU builds (L2) on them, as
+the harness's QEMU processes (tests/lib/qemu.py).  Every L2 QEMU runs under -accel qtest: no guest code
 runs, which is all the VFIO migration paths need and keeps TCG-in-TCG cost
 out of the picture.
 """
 
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 import glob
@@ -39,142 +37,63 @@ def mdev_remove(u):
 
 
 # ------------------------------------------------------------------ QMP --
-# The harness's QMP client (tests/lib/qmp.py).
-from lib import qmp  # noqa: E402
-from lib import qtest  # noqa: E402
+# The harness's QEMU process and migration driver (tests/lib): L1 sees the
+# repository at the same path through the read-only share.
+from lib import migration  # noqa: E402
+from lib import qemu  # noqa: E402
 from lib.qmp import QMPError  # noqa: E402,F401  (re-exported to scenarios.py)
 
 
-class QMP(qmp.QMP):
-    """cmd(): the name the nested scenarios use for command()."""
-
-    def cmd(self, name, **args):
-        return self.command(name, **args)
-
-
 # ------------------------------------------------------------------- L2 --
-class L2:
-    """One L2 QEMU process with a QMP socket (and optionally a qtest socket)."""
+class L2(qemu.Qemu):
+    """One L2 QEMU process under -accel qtest with a QMP socket (and
+    optionally a qtest socket); its output in <workdir>/<name>/stderr.txt."""
 
     def __init__(self, binary, name, workdir, args, qtest=False):
-        self.binary, self.name, self.workdir = binary, name, workdir
-        self.qmp_path = os.path.join(workdir, name + ".qmp")
-        self.qtest_path = os.path.join(workdir, name + ".qtest") if qtest else None
-        self.log_path = os.path.join(workdir, name + ".stderr")
-        self.argv = [binary, "-accel", "qtest", "-nodefaults", "-display", "none",
-                     "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
-        for d in FIRMWARE_DIRS:
-            self.argv += ["-L", d]
-        if qtest:
-            # -qtest-log: keep the protocol transcript out of the QEMU log
-            self.argv += ["-qtest", "unix:%s,server=on,wait=off" % self.qtest_path,
-                          "-qtest-log", "/dev/null"]
-        self.argv += args
-        self.proc = None
-        self.qmp = QMP(self.qmp_path, timeout=60)
-        self.qt = None
+        super().__init__(binary, name, os.path.join(workdir, name), args,
+                         accel="qtest", qtest=qtest, firmware=FIRMWARE_DIRS,
+                         merge_output=True, qmp_timeout=60.0)
+        self.workdir = workdir
+        self.log_path = self.stderr_path
 
     def start(self, timeout=60):
-        """Start; True once QMP answers, False if QEMU exited first."""
-        self.errf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                     stdout=self.errf, stderr=subprocess.STDOUT)
-        up = self._connect_qmp(timeout)
-        if not up:
+        """Start; True once QMP answers, False if QEMU exited first (e.g. a
+        realize error) or never answered within timeout."""
+        try:
+            super().start(timeout)
+            return True
+        except Exception:
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill()
             return False
-        if self.qtest_path:
-            self.qt = qtest.QTest(self.qtest_path).connect()
-        return True
-
-    def _connect_qmp(self, timeout):
-        """True once QMP answers; False if QEMU exited first (e.g. a realize
-        error: QEMU creates the socket before realizing devices) or never
-        answered within timeout."""
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                self.qmp.connect(deadline=0.5)
-                return True
-            except (ConnectionError, OSError, qmp.QMPTimeout):
-                self.qmp.close()
-                self.qmp = QMP(self.qmp_path, timeout=60)   # no half-read greeting
-                if self.proc.poll() is not None or time.monotonic() > end:
-                    return False
 
     def returncode(self):
         return None if self.proc is None else self.proc.poll()
 
-    def stderr(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
 
-    def exit_summary(self):
-        rc = self.proc.returncode
-        if rc is None:
-            return "running"
-        if rc < 0:
-            return "killed by %s" % signal.Signals(-rc).name
-        return "exit %d" % rc
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            try:
-                self.qmp.cmd("quit")
-            except Exception:
-                pass
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.qmp.close()
-        if self.qt:
-            self.qt.close()
-        if self.proc:
-            self.errf.close()
-
-
-def migrate(src, dst, uri, pause_before_switchover=False, at_pause=None, timeout=120):
-    """Migrate src -> dst.  Returns (final query-migrate of src, error text).
+def migrate(src, dst, pause_before_switchover=False, at_pause=None, timeout=120):
+    """Migrate src -> dst (lib/migration.py).  Returns (final query-migrate
+    of src, error text).
 
     With pause_before_switchover the source stops in "pre-switchover" (the
     guest is paused, dirty tracking still on); at_pause() runs there, playing
     the guest's last IOMMU changes, then the migration continues.
     """
-    dst.qmp.cmd("migrate-incoming", uri=uri)
-    if pause_before_switchover:
-        src.qmp.cmd("migrate-set-capabilities", capabilities=[
-            {"capability": "pause-before-switchover", "state": True}])
-    src.qmp.cmd("migrate", uri=uri)
-    end = time.monotonic() + timeout
-    paused_done = False
-    while time.monotonic() < end:
-        info = src.qmp.cmd("query-migrate")
-        st = info.get("status")
-        if st == "pre-switchover" and not paused_done:
-            paused_done = True
-            if at_pause:
-                at_pause()
-            src.qmp.cmd("migrate-continue", state="pre-switchover")
-        elif st in ("completed", "failed", "cancelled"):
-            return info, info.get("error-desc", "")
-        time.sleep(0.05)
-    return src.qmp.cmd("query-migrate"), "timeout after %ds" % timeout
+    r = migration.migrate(src, dst, pause=pause_before_switchover,
+                          on_pause=(lambda r: at_pause()) if at_pause else None,
+                          timeout=timeout)
+    if r.refused:
+        return {"status": "refused"}, r.refused
+    return r.info, r.error_desc or ""
 
 
 def wait_dst_running(dst, timeout=30):
     end = time.monotonic() + timeout
     st = None
     while time.monotonic() < end:
-        st = dst.qmp.cmd("query-status").get("status")
+        st = dst.qmp.command("query-status").get("status")
         if st == "running":
             return st
         if st not in ("inmigrate",):

@@ -65,9 +65,9 @@ def tail(text, n=6):
 def expect_blocked(ctx, src, what):
     """The base (or a tracking mode the series keeps blocked): `migrate` is
     refused and query-migrate's blocked-reasons names the vIOMMU."""
-    reasons = src.qmp.cmd("query-migrate").get("blocked-reasons", [])
+    reasons = src.qmp.command("query-migrate").get("blocked-reasons", [])
     try:
-        src.qmp.cmd("migrate", uri="unix:%s/never.sock" % ctx.workdir)
+        src.qmp.command("migrate", uri="unix:%s/never.sock" % ctx.workdir)
         return False, "%s: migrate was accepted (blocked-reasons %s)" % (what, reasons)
     except QMPError as e:
         err = e.desc
@@ -97,7 +97,7 @@ def started(*vms):
 def expect_migrates(ctx, src, dst, **kw):
     """Migration completes with device state on the wire and a running
     destination.  Returns (ok, detail)."""
-    info, err = migrate(src, dst, "unix:%s/mig.sock" % ctx.workdir, **kw)
+    info, err = migrate(src, dst, **kw)
     st = info.get("status")
     vfio = info.get("vfio", {}).get("transferred")
     dst_st = wait_dst_running(dst) if st == "completed" else None
@@ -216,16 +216,16 @@ def during_dirty_rate(src, action, seconds=4):
     the same tracking state).  Returns None or an inconclusive-run reason."""
     # The teardown below takes a fraction of `seconds` even on a loaded
     # machine, and is checked to have happened inside the window.
-    src.qmp.cmd("calc-dirty-rate", **{"calc-time": seconds, "mode": "dirty-bitmap"})
+    src.qmp.command("calc-dirty-rate", **{"calc-time": seconds, "mode": "dirty-bitmap"})
     t0 = time.monotonic()
-    while src.qmp.cmd("query-dirty-rate").get("status") != "measuring":
+    while src.qmp.command("query-dirty-rate").get("status") != "measuring":
         if time.monotonic() - t0 > 10:
             return "calc-dirty-rate never started measuring"
         time.sleep(0.02)
     action()
-    if src.qmp.cmd("query-dirty-rate").get("status") != "measuring":
+    if src.qmp.command("query-dirty-rate").get("status") != "measuring":
         return "inconclusive: dirty-rate measurement ended before the guest's change finished"
-    while src.qmp.cmd("query-dirty-rate").get("status") == "measuring":
+    while src.qmp.command("query-dirty-rate").get("status") == "measuring":
         time.sleep(0.05)
     return None
 
@@ -390,7 +390,7 @@ def s_ram_above_limit(ctx, build):
         return ok, "8 TiB + 2 MiB: QEMU %s: %s" % (vm.exit_summary(), err or tail(vm.stderr()))
     if vm.returncode() is not None:
         return False, "8 TiB + 2 MiB: base did not start: %s" % tail(vm.stderr())
-    st = vm.qmp.cmd("query-status").get("status")
+    st = vm.qmp.command("query-status").get("status")
     return err is None, "8 TiB + 2 MiB: base realized, status %s, no size check" % st
 
 
@@ -399,7 +399,7 @@ def s_ram_at_limit(ctx, build):
     vm = _ram_case(ctx, build, 8 * TIB)
     if vm.returncode() is not None:
         return False, "8 TiB: QEMU %s: %s" % (vm.exit_summary(), tail(vm.stderr()))
-    st = vm.qmp.cmd("query-status").get("status")
+    st = vm.qmp.command("query-status").get("status")
     return first_line(vm.stderr(), LARGE_MSG) is None, "8 TiB: realized, status %s" % st
 
 
@@ -427,7 +427,7 @@ def _iommufd_case(ctx, build, viommu, props, device_tracking):
         # dirty at every iteration ("vfio/container: Report memory dirty
         # when nothing tracks the devices' DMA"), so the migration switches
         # over only once the downtime limit covers all of RAM.
-        src.qmp.cmd("migrate-set-parameters", **{"downtime-limit": 600000})
+        src.qmp.command("migrate-set-parameters", **{"downtime-limit": 600000})
     ok, detail = expect_migrates(ctx, src, dst)
     # With default properties the device's DMA log is the dirty tracker: its
     # start must show, and the migration only completes if the kernel
@@ -467,7 +467,7 @@ def s_iommufd_ram_above_limit(ctx, build):
     if vm.returncode() is not None:
         return False, "8 TiB + 2 MiB on iommufd: QEMU %s: %s" % (vm.exit_summary(),
                                                                 tail(vm.stderr()))
-    st = vm.qmp.cmd("query-status").get("status")
+    st = vm.qmp.command("query-status").get("status")
     return first_line(vm.stderr(), LARGE_MSG) is None, \
         "8 TiB + 2 MiB on iommufd: realized, status %s, no size check" % st
 
