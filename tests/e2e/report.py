@@ -6,27 +6,15 @@ destination page states), each VM's stderr tail and last QMP exchanges,
 and where the full logs are.
 """
 
-import sys
+from lib import tap
+
+TAP = tap.Writer()
+out = TAP.out
+diag = TAP.diag
 
 
-def out(line=""):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def diag(line):
-    for part in str(line).splitlines() or [""]:
-        out("# " + part)
-
-
-def tap_result(n, ok, name, detail="", skip=None):
-    text = "%s %d - %s" % ("ok" if ok else "not ok", n, name)
-    if detail:
-        # "#" would start a TAP directive
-        text += ": " + detail.replace("#", "No.")
-    if skip:
-        text += " # SKIP " + skip
-    out(text)
+def tap_result(ok, name, detail="", skip=None):
+    TAP.result(ok, name, detail, skip=skip)
 
 
 def failure_details(ctx, exc=None, stderr_lines=15, qmp_lines=8):

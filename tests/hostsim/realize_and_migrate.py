@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from lib import backends  # noqa: E402
 from lib import hostsim  # noqa: E402
 from lib import layout  # noqa: E402
+from lib import tap as tap_writer  # noqa: E402
 from lib import qemu  # noqa: E402
 from lib.viommu.vtd import VTd  # noqa: E402
 
@@ -54,7 +55,6 @@ IOMMUFD_SEQ = ["open", "open", "VFIO_DEVICE_BIND_IOMMUFD", "IOMMU_IOAS_ALLOC",
                "IOMMU_IOAS_MAP", "VFIO_DEVICE_GET_INFO",
                "VFIO_DEVICE_GET_REGION_INFO", "pread", "VFIO_DEVICE_FEATURE"]
 
-results = []
 
 
 def Qemu(binary, workdir, name, config, args, qtest=False, incoming=None, pass_fds=()):
@@ -66,18 +66,15 @@ def Qemu(binary, workdir, name, config, args, qtest=False, incoming=None, pass_f
                      hostsim_cfg=config, pass_fds=pass_fds, merge_output=True)
 
 
+TAP = tap_writer.Writer()
+
+
 def tap(ok, name, diag=None):
-    results.append(ok)
-    print("%s %d - %s" % ("ok" if ok else "not ok", len(results), name))
-    if diag and not ok:
-        for line in str(diag).splitlines()[-25:]:
-            print("# " + line)
-    sys.stdout.flush()
+    TAP.result(ok, name, diag=diag)
 
 
 def skip(name, why):
-    results.append(True)
-    print("ok %d - %s # SKIP %s" % (len(results), name, why))
+    TAP.result(True, name, skip=why)
 
 
 def has_subsequence(calls, seq):
@@ -541,10 +538,9 @@ def main():
             print("# kept %s" % workdir)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print("1..%d" % len(results))
-    failed = results.count(False)
-    print("# %d passed, %d failed" % (len(results) - failed, failed))
-    return 1 if failed else 0
+    TAP.plan()
+    TAP.diag("%d passed, %d failed" % (TAP.n - TAP.failed, TAP.failed))
+    return 1 if TAP.failed else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Parse TAP from a suite's output and keep the counts.
+"""TAP, the one format every suite of `make check` prints: Writer prints
+results, parse() and Tally read them back.
 
 Every suite of `make check` is an executable that prints TAP: "ok N - name",
 "not ok N - name", optionally with "# SKIP reason" or "# TODO reason".
@@ -7,8 +8,60 @@ again (only QEMU's own suites do that); it counts as passed and is named in
 `flakes` so that the summary shows it.
 """
 import re
+import sys
 
 _LINE = re.compile(r'^(not ok|ok)\b\s*(\d+)?\s*-?\s*(.*)$')
+
+
+def parse(line):
+    """(passed, number or None, rest of the line) of a result line, else
+    None."""
+    m = _LINE.match(line.strip())
+    if not m:
+        return None
+    status, number, rest = m.groups()
+    return status == 'ok', number, rest
+
+
+class Writer:
+    """Numbered result lines on stdout, counted."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+        self.skipped = 0
+
+    def result(self, ok, name, detail='', skip=None, diag=None, diag_lines=25):
+        """One result: "ok N - name: detail", with "# SKIP skip" when
+        skipped; diag (text) is printed under a failed result, its last
+        diag_lines lines."""
+        self.n += 1
+        if skip:
+            self.skipped += 1
+        elif not ok:
+            self.failed += 1
+        line = '%s %d - %s' % ('ok' if ok else 'not ok', self.n, name)
+        if detail:
+            # "#" would start a TAP directive
+            line += ': ' + str(detail).replace('#', 'No.')
+        if skip:
+            line += ' # SKIP ' + skip
+        self.out(line)
+        if diag and not ok:
+            for l in str(diag).splitlines()[-diag_lines:]:
+                self.out('# ' + l)
+
+    def diag(self, text):
+        for l in str(text).splitlines() or ['']:
+            self.out('# ' + l)
+
+    def plan(self):
+        self.out('1..%d' % self.n)
+
+    @staticmethod
+    def out(line=''):
+        sys.stdout.write(line + '\n')
+        sys.stdout.flush()
 
 
 class Tally:
@@ -21,10 +74,11 @@ class Tally:
 
     def feed(self, suite, line):
         """Count one output line; return True if it was a test result."""
-        m = _LINE.match(line.strip())
-        if not m:
+        r = parse(line)
+        if r is None:
             return False
-        status, _, rest = m.groups()
+        passed, _, rest = r
+        status = 'ok' if passed else 'not ok'
         directive = ''
         if ' # ' in rest or rest.startswith('# '):
             rest, _, directive = rest.partition('# ')

@@ -1,4 +1,4 @@
-"""Scenario 1: the realize-time policy table of SERIES.md, row by row.
+"""Scenario 1: the realize-time policy table of docs/behaviour.md [realize-table], row by row.
 
 Each row configures hostsim (device DMA logging, IOMMU dirty tracking) and
 the vfio-pci properties, then observes what a user sees: does QEMU start
