@@ -24,39 +24,48 @@ def parse(line):
 
 
 class Writer:
-    """Numbered result lines on stdout, counted."""
+    """Result lines on stdout, counted; numbered unless numbered=False
+    (make check's own lines about its stages, between the suites')."""
 
-    def __init__(self):
+    def __init__(self, numbered=True):
+        self.numbered = numbered
         self.n = 0
         self.failed = 0
         self.skipped = 0
 
-    def result(self, ok, name, detail='', skip=None, diag=None, diag_lines=25):
-        """One result: "ok N - name: detail", with "# SKIP skip" when
-        skipped; diag (text) is printed under a failed result, its last
-        diag_lines lines."""
+    def result(self, ok, name, detail='', skip=None, todo=None, flake=None,
+               diag=None, diag_lines=25):
+        """One result: "ok N - name: detail", with a directive when given:
+        "# SKIP skip" (not run), "# TODO todo" (an expected failure, not
+        counted as failed), "# FLAKE flake" (failed, then passed when run
+        again).  diag (text) is printed under a failed result, its last
+        diag_lines lines.  Returns ok."""
         self.n += 1
-        if skip:
+        if skip or todo:
             self.skipped += 1
         elif not ok:
             self.failed += 1
-        line = '%s %d - %s' % ('ok' if ok else 'not ok', self.n, name)
+        line = '%s%s - %s' % ('ok' if ok else 'not ok',
+                              ' %d' % self.n if self.numbered else '', name)
         if detail:
             # "#" would start a TAP directive
             line += ': ' + str(detail).replace('#', 'No.')
-        if skip:
-            line += ' # SKIP ' + skip
+        for word, text in (('SKIP', skip), ('TODO', todo), ('FLAKE', flake)):
+            if text:
+                line += ' # %s %s' % (word, text)
         self.out(line)
         if diag and not ok:
-            for l in str(diag).splitlines()[-diag_lines:]:
+            for l in str(diag).rstrip().splitlines()[-diag_lines:]:
                 self.out('# ' + l)
+        return ok
 
     def diag(self, text):
         for l in str(text).splitlines() or ['']:
             self.out('# ' + l)
 
-    def plan(self):
-        self.out('1..%d' % self.n)
+    def plan(self, count=None):
+        """The plan line: before the results (count given) or after them."""
+        self.out('1..%d' % (self.n if count is None else count))
 
     @staticmethod
     def out(line=''):

@@ -11,7 +11,8 @@ read as DEP-3 allows in a git format-patch file: the mail headers, and
     tests/series/dep3.py [PATCH_DIR]    TAP, one line per patch (default:
                                         the repository's patches/)
 
-tests/series/run uses problems() for the same check in `make check`.
+tests/series/run uses problems() for the same check in `make check`,
+packaging/check-source for Debian's patches too.
 """
 import os
 import re
@@ -19,6 +20,11 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+if __name__ == '__main__':
+    # run as a script: tests/, where the harness is package lib
+    sys.path.insert(0, os.path.dirname(HERE))
+from lib import layout  # noqa: E402
+from lib.tap import Writer  # noqa: E402
 
 ORIGIN_KINDS = ('upstream', 'backport', 'vendor', 'other')
 UPSTREAM_KINDS = ('upstream', 'backport')
@@ -27,8 +33,7 @@ FIELD = re.compile(r'^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$')
 
 def series(patch_dir):
     """Patch file names of PATCH_DIR/series, in order."""
-    with open(os.path.join(patch_dir, 'series')) as f:
-        return [l.strip() for l in f if l.strip() and not l.lstrip().startswith('#')]
+    return layout.queue_patches(patch_dir)
 
 
 def fields(path):
@@ -89,14 +94,15 @@ def problems(path):
 def main():
     patch_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, 'patches')
     names = series(patch_dir)
-    failed = 0
-    for i, name in enumerate(names, 1):
+    if not names:
+        print('dep3: no patch listed in %s (give the directory holding the '
+              'queue\'s series file)' % os.path.join(patch_dir, 'series'), file=sys.stderr)
+    tap = Writer()
+    for name in names:
         bad = problems(os.path.join(patch_dir, name))
-        failed += bool(bad)
-        print('%s %d - dep3/%s%s' % ('not ok' if bad else 'ok', i, name,
-                                      ': ' + '; '.join(bad) if bad else ''))
-    print('1..%d' % len(names))
-    return 1 if failed or not names else 0
+        tap.result(not bad, 'dep3/' + name, '; '.join(bad))
+    tap.plan()
+    return 1 if tap.failed or not names else 0
 
 
 if __name__ == '__main__':
