@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from lib import backends  # noqa: E402
 from lib import hostsim  # noqa: E402
 from lib import layout  # noqa: E402
+from lib import migration  # noqa: E402
 from lib import tap as tap_writer  # noqa: E402
 from lib import qemu  # noqa: E402
 from lib.viommu.vtd import VTd  # noqa: E402
@@ -348,16 +349,6 @@ def run_viommu(binary, tag, backend, workdir, sysfs):
         qtest=True), checks, what="run")
 
 
-def wait_migration(q, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = q.qmp.try_command("query-migrate")[0] or {}
-        if r.get("status") in ("completed", "failed", "cancelled"):
-            return r
-        time.sleep(0.1)
-    return {"status": "timeout"}
-
-
 def run_migration(binary, tag, backend, qtest, workdir, sysfs, dirty=True,
                   dmalog=False):
     """dirty=False: iommufd without IOMMU dirty tracking, forced with
@@ -377,8 +368,6 @@ def run_migration(binary, tag, backend, qtest, workdir, sysfs, dirty=True,
     args = device_args(sysfs, backend, viommu=False, extra=extra)
     cfg = {"kernel": "6.14", "device.name": DEV_NAME, "iommu_dirty": dirty,
            "dma_logging": dmalog}
-    uri = "unix:%s" % os.path.join(workdir, "mig-%s-%s-%s-%s-%s.sock" %
-                                   (tag, backend, qtest, dirty, dmalog))
     src = dst = None
     try:
         name = "%s-%s-%s-%s-%s" % (tag, backend, "qtest" if qtest else "tcg",
@@ -386,7 +375,7 @@ def run_migration(binary, tag, backend, qtest, workdir, sysfs, dirty=True,
         src = Qemu(binary, workdir, "src-" + name, cfg, args,
                    qtest=qtest)
         dst = Qemu(binary, workdir, "dst-" + name, cfg, args,
-                   qtest=qtest, incoming=uri)
+                   qtest=qtest, incoming="defer")
         src.start()
         dst.start()
         if qtest:
@@ -397,35 +386,31 @@ def run_migration(binary, tag, backend, qtest, workdir, sysfs, dirty=True,
         blocked = src.qmp.try_command("query-migrate")[0] or {}
         tap(not blocked.get("blocked-reasons"),
             "%s: no migration blocker" % label, blocked)
-        if qtest:
+        window = {}
+
+        def sent():
             # The page at 0x380000 is sent early in the first pass; the
             # device writes it afterwards, so only the IOMMU dirty bitmap
             # (or type1's "everything is dirty") brings the new data over.
-            src.qmp.try_command("migrate-set-parameters",
-                                **{"max-bandwidth": 64 << 20})
-        src.qmp.try_command("migrate", uri=uri)
-        if qtest:
-            deadline = time.monotonic() + 60
-            ram = {}
-            while time.monotonic() < deadline:
-                ram = (src.qmp.try_command("query-migrate")[0] or {}).get(
-                    "ram", {})
-                if ram.get("transferred", 0) > 12 << 20:
-                    break
-                time.sleep(0.01)
-            r2 = src.ctl.dma(0x380000, 0x1000, PATTERN2)
-            tap(r2.get("ok"), "%s: source device DMA during migration "
-                "(%d bytes sent)" % (label, ram.get("transferred", 0)), r2)
-            src.qmp.try_command("migrate-set-parameters",
-                                **{"max-bandwidth": 1 << 40})
+            window["ram"] = src.qmp.command("query-migrate").get("ram", {})
+            return window["ram"].get("transferred", 0) > 12 << 20
+
+        def during(result):
+            window["dma"] = src.ctl.dma(0x380000, 0x1000, PATTERN2)
             if not dirty:
                 # Only now: earlier, the limit would let the migration
                 # switch over before the device wrote.
-                src.qmp.try_command("migrate-set-parameters",
-                                    **{"downtime-limit": 100000})
-        res = wait_migration(src)
-        tap(res.get("status") == "completed", "%s: migration completes" %
-            label, "%r\n%s\n%s" % (res, src.stderr(), dst.stderr()))
+                src.qmp.command("migrate-set-parameters", **{"downtime-limit": 100000})
+
+        res = migration.migrate(src, dst, pause=False,
+                                active_hook=during if qtest else None, sent=sent,
+                                bandwidth=64 << 20 if qtest else None)
+        if qtest:
+            r2 = window.get("dma") or {"not run": res.ordering_lost}
+            tap(r2.get("ok"), "%s: source device DMA during migration "
+                "(%d bytes sent)" % (label, window.get("ram", {}).get("transferred", 0)), r2)
+        tap(res.status == "completed", "%s: migration completes" %
+            label, "%s\n%s\n%s" % (res.summary(), src.stderr(), dst.stderr()))
         # the destination resumes the VM after loading
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
