@@ -50,9 +50,11 @@ import time
 from lib import backends
 from e2e import guestdma as g
 from lib import migration
-from lib import viommu as vm_modes
+from lib import viommu as guest_iommus
 from lib.viommu.vtd import VTd
 from e2e.scenario import Case, reason_key
+from e2e.steps.iterating import (BALLAST_GPA, BALLAST_SIZE, BANDWIDTH, KEEPALIVE_GPA,
+                                 KEEPALIVE_SIZE, SYNC_TIMEOUT)
 from e2e.steps.migration_window import backend_kw
 
 PAGE = g.PAGE
@@ -64,17 +66,11 @@ DID = 1
 OTHER_VIOMMUS = ("virtio", "amd")
 POOL_GPA = 0x1000000            # 512 guest pages the device and CPU write
 POOL_PAGES = 512
-KEEPALIVE_GPA = 0x5000000       # CPU-dirtied to keep the migration iterating
-KEEPALIVE_SIZE = 16 << 20      # ~250 ms of sending per round at the cap
 IOVA_BASE = 0x10000000          # four 2 MiB IOVA blocks
 IOVA_BLOCKS = 4
 BLOCK = 2 << 20
-BANDWIDTH = 64 << 20
-BALLAST_GPA = 0x6000000
-BALLAST_SIZE = 16 << 20
 ROUNDS = 5
 OPS_PER_ROUND = 20
-SYNC_TIMEOUT = 10.0
 MIN_ROUNDS = 3                  # fewer completed rounds: "churn-incomplete"
 TRIES = 2                       # a run that switched over too early is rerun
 
@@ -270,10 +266,10 @@ def run_churn(ctx, backend, seed, mode="legacy", rounds=ROUNDS, ops=OPS_PER_ROUN
         src, dst = ctx.start_pair(viommu=mode, **kw)
         drv = ctx.guest_iommu(src, DID)
     else:
-        src, dst = ctx.start_pair(iommu_props=vm_modes.iommu_props(mode), **kw)
+        src, dst = ctx.start_pair(iommu_props=guest_iommus.iommu_props(mode), **kw)
         # scalable mode: PASID-based-IOTLB invalidation for seeds 1, 5, 9,
         # ..., IOTLB descriptors with the DID for 3, 7, 11, ...
-        drv = vm_modes.bring_up(src, mode, DID, piotlb=(seed % 4 == 1))
+        drv = guest_iommus.bring_up(src, mode, DID, piotlb=(seed % 4 == 1))
     ch = Churn(ctx, src, drv, seed)
     # the pool starts with per-page "old" data the first pass sends
     for base in range(POOL_GPA, POOL_GPA + POOL_PAGES * PAGE, 16 * PAGE):

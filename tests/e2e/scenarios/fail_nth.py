@@ -52,12 +52,12 @@ from lib import backends
 from lib import layout
 from e2e import guestdma as g
 from lib import migration
-from lib import viommu as vm_modes
+from lib import viommu as guest_iommus
 from lib import qemu
 from lib.qmp import QMPError
 from e2e.scenario import Case, reason_key
 from e2e.steps.migration_window import backend_kw
-from e2e.scenarios.viommu_matrix import A, B, C, DMA_DID
+from e2e.steps.matrix import A, B, C, DMA_DID
 
 TARGETS = [A, B] + C
 RAM_TOP = 256 << 20              # the VMs' RAM (vm.VM default); all below 4 GiB
@@ -152,7 +152,7 @@ def run_once(workdir, binary, backend, fault=None, timeout=30.0, startup_only_co
         vms.append(dst)
         dst.start(timeout=timeout)
         replies = []
-        drv = vm_modes.bring_up(src, "legacy" if viommu == "intel" else viommu, DMA_DID)
+        drv = guest_iommus.bring_up(src, "legacy" if viommu == "intel" else viommu, DMA_DID)
         g.map_all(drv, DMA_DID, TARGETS)
         g.fill_old(src, TARGETS)
 

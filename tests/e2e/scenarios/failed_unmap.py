@@ -93,7 +93,7 @@ from lib import layout
 from e2e import guestdma as g
 from lib import hostlog as H
 from lib import migration
-from lib import viommu as viommu_modes
+from lib import viommu as guest_iommus
 from lib.qmp import QMPError
 from e2e.scenario import Case, reason_key
 from e2e.steps import unmap_reads as R
@@ -124,13 +124,13 @@ def fail_unmaps(vm, backend):
 
 def setup_translation_enable(src, backend):
     fail_unmaps(src, backend)
-    drv = viommu_modes.bring_up(src, "legacy", DID)
+    drv = guest_iommus.bring_up(src, "legacy", DID)
     g.map_all(drv, DID, [A])
     return drv
 
 
 def setup_guest_unmap(src, backend):
-    drv = viommu_modes.bring_up(src, "legacy", DID)
+    drv = guest_iommus.bring_up(src, "legacy", DID)
     g.map_all(drv, DID, [A])
     fail_unmaps(src, backend)
     drv.unmap(DID, A.iova, A.size)
@@ -299,7 +299,7 @@ def run_during_migration(ctx, backend, persistent=False):
     kw = backend_kw(backend)
     src, dst = ctx.start_pair(**kw)
     reasons = src.blocked_reasons()
-    drv = viommu_modes.bring_up(src, "legacy", DID, passthrough=True)
+    drv = guest_iommus.bring_up(src, "legacy", DID, passthrough=True)
     m = PT_TARGET
     g.fill_old(src, [m])
     st = {}
@@ -309,7 +309,7 @@ def run_during_migration(ctx, backend, persistent=False):
         st["dma1"] = g.device_write(src, [m])
         src.ctl.add_fault(unmap_call(backend), nth=None if persistent else 1,
                           iova_range=(m.iova, m.iova + m.size - 1), errno="EBUSY")
-        viommu_modes.block(drv, DID)
+        guest_iommus.block(drv, DID)
         if not persistent:
             src.ctl.clear_faults()
         st["end"] = src.event_seq()

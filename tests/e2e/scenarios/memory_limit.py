@@ -39,6 +39,7 @@ import sys
 from lib import layout
 from lib import qemu
 from e2e.scenario import Case, REASONS, reason_key
+from e2e.steps.big_ram import big_ram_args
 
 DEV = "0000:00:05.0"
 LARGE_MEMORY = ("Migration is currently not supported with large memory VM "
@@ -54,13 +55,6 @@ WARNING = REASONS["no-dirty-tracking"]
 SMALL_BITMAP = 4096                        # bytes -> limit 128 MiB
 SMALL_LIMIT_MB = SMALL_BITMAP * 8 * 4096 >> 20
 BIG_RAM = "8200G"                          # > 8 TiB = 8192 GiB
-
-
-def big_ram_args(size):
-    """Guest RAM from a memory backend that reserves nothing, and CPU
-    physical address bits that can address it (qemu64 has 40)."""
-    return ["-object", "memory-backend-ram,id=ram0,size=%s,reserve=off" % size,
-            "-machine", "memory-backend=ram0", "-cpu", "qemu64,phys-bits=48"]
 
 
 def realize_label(ctx, prepare=None, dev=DEV, **kw):

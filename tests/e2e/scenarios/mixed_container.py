@@ -52,15 +52,12 @@ import os
 from lib import layout
 from e2e import guestdma as g
 from lib import qemu
-from lib.viommu import driver as guest_driver
 from e2e.scenario import Case
-from e2e.steps.migration_window import dma_failed
-from e2e.scenarios.teardown_two_containers import (BRIDGE_DEVFN, SECONDARY_BUS, ALIAS_DEVFN,
-                                               number_bridge)
+from e2e.steps.migration_window import allow_all_dirty, dma_failed
+from e2e.steps.bridge import BRIDGE_DEVFN, bring_up
 
 DEV1 = "0000:00:06.0"
 DID = 1
-DOWNTIME_LIMIT_MS = 2000
 FIX = layout.build_before("Report-all-pages-dirty-for-an-HWPT")
 MIXED_WARNING = "IOMMU instance for device %s doesn't support dirty tracking" % DEV1
 CFG = {"dma_logging": "off", "iommu_dirty": "on",
@@ -73,13 +70,6 @@ NO_VIOMMU = [("dev0", 0, g.Mapping(0x200000, 0x200000)),
 VIOMMU = [("dev0", 0, g.Mapping(0x10000, 0x200000)),
           ("dev1-kept", 1, g.Mapping(0x20000, 0x300000)),
           ("dev1-unmapped", 1, g.Mapping(0x30000, 0x400000))]
-
-
-def allow_all_dirty(vm):
-    """Migration parameters under which a migration that finds all RAM
-    dirty at every sync converges (see above)."""
-    vm.qmp.command("migrate-set-parameters", **{"zero-page-detection": "none",
-                                                "downtime-limit": DOWNTIME_LIMIT_MS})
 
 
 def mixed_vm(ctx, name, viommu, incoming=False):
@@ -99,18 +89,6 @@ def mixed_vm(ctx, name, viommu, incoming=False):
     else:
         v.args += ["-device", dev1 + ",addr=06.0"]
     return v.start()
-
-
-def bring_up(v, named):
-    """Guest VT-d driver: the bridge's alias in domain DID, translation on,
-    every mapping of named mapped."""
-    number_bridge(v)
-    drv = guest_driver(v.qt, "legacy")
-    drv.init()
-    drv.attach(SECONDARY_BUS, ALIAS_DEVFN, DID)
-    drv.enable_translation()
-    g.map_all(drv, DID, [m for _, _, m in named])
-    return drv
 
 
 def run(ctx, viommu):

@@ -39,10 +39,10 @@ first pass switch over during the window.
 from lib import backends
 from lib import layout
 from e2e import guestdma as g
-from lib import viommu as viommu_modes
+from lib import viommu as guest_iommus
 from e2e.scenario import Case
 from e2e.steps.migration_window import MigrationWindow
-from e2e.scenarios.mixed_container import allow_all_dirty
+from e2e.steps.migration_window import allow_all_dirty
 
 DID = 1
 KEPT = g.Mapping(0x10000, 0x200000)
@@ -75,7 +75,7 @@ def run(ctx, backend, viommu):
     mw = MigrationWindow(ctx, **vm_kw(backend, viommu))
     ctx.note("blocked-reasons: %s" % mw.reasons)
     if viommu:
-        drv = viommu_modes.bring_up(mw.src, "legacy", DID)
+        drv = guest_iommus.bring_up(mw.src, "legacy", DID)
         named = [("kept", KEPT), ("unmapped", UNMAPPED)]
         g.map_all(drv, DID, [KEPT, UNMAPPED])
 

@@ -52,68 +52,31 @@ e2e/dma-to-passthrough-direct/<backend>
   (the unmap itself still reads nothing, so the label judges the data):
   fork "intact"; base: migration refused (legacy: realize fails).
 
-run_passthrough_to_blocked() is also used with guest RAM above 4 GiB
-(scenarios/ram_above_4g.py).
+The migration steps (steps/passthrough.py) also run with guest RAM above
+4 GiB (scenarios/ram_above_4g.py).
 """
 
 from lib import backends
 from lib import layout
 from e2e import guestdma as g
-from lib import viommu as viommu_modes
+from lib import viommu as guest_iommus
 from lib import qemu
 from e2e.scenario import Case
 from e2e.steps import unmap_reads as R
 from e2e.steps.migration_window import (MigrationWindow, dirty_rate_run, dirty_rate_kw,
                                         migration_kw)
+from e2e.steps.passthrough import (DID, TARGET, block, bring_up_passthrough, note_window,
+                                   run_passthrough_to_blocked)
 
-DID = 1
-TARGET = 0x200000
 # The queue just before "vfio/listener: Read the dirty bits of vIOMMU
 # mappings from VFIO's record".
 DIRECT_BEFORE = layout.build_before("Read-the-dirty-bits-of-vIOMMU")
 
 
-def bring_up_passthrough(v):
-    return viommu_modes.bring_up(v, "legacy", DID, passthrough=True)
-
-
-def block(drv):
-    viommu_modes.block(drv, DID)
-
-
-def note_window(ctx, vm, window):
-    ctx.note("hostsim events while the device left pass-through (%s):" % vm.name)
-    for line in R.H.fmt_all(window):
-        ctx.note("  " + line)
-    # QEMU's side: the sections deleted and where dirty bits were marked
-    # (gpa= of vfio_container_query_dirty_bitmap; legacy marks inside the
-    # unmap without that trace).
-    for line in vm.trace_lines("vfio_listener_region_del", "vfio_container_query_dirty_bitmap",
-                               "vfio_iotlb_ram_addr_not_ram")[-12:]:
-        ctx.note("  trace: " + line)
-
-
-def run_passthrough_to_blocked(ctx, backend, target=TARGET, vm_kw=None,
-                               ballast_gpa=g.BALLAST_GPA):
-    """Migration with the move during the window; returns the label."""
-    kw = migration_kw(backend)
-    kw.update(vm_kw or {})
-    mw = MigrationWindow(ctx, **kw)
-    drv = bring_up_passthrough(mw.src)
-    m = g.Mapping(target, target)          # identity: IOVA = GPA
-    g.fill_old(mw.src, [m])
-    stop = mw.run([m], lambda: block(drv), ballast_gpa=ballast_gpa)
-    if stop:
-        return stop
-    note_window(ctx, mw.src, mw.window)
-    read = R.judge(ctx, backend, mw.window, pages=[(target, g.PAGE)], focus=True)
-    return mw.outcome(read, [m])
-
-
 def run_dma_to_passthrough(ctx, backend):
     """DMA domain -> blocked -> pass-through during the window."""
     mw = MigrationWindow(ctx, **migration_kw(backend))
-    drv = viommu_modes.bring_up(mw.src, "legacy", DID)
+    drv = guest_iommus.bring_up(mw.src, "legacy", DID)
     m = g.Mapping(0x10000, TARGET)
     g.map_all(drv, DID, [m])
     g.fill_old(mw.src, [m])
@@ -139,7 +102,7 @@ def run_dma_to_passthrough_direct(ctx, backend):
     kw = migration_kw(backend)
     kw["traces"] = qemu.DEFAULT_TRACES + ["vfio_listener_region_del_iommu*"]
     mw = MigrationWindow(ctx, **kw)
-    drv = viommu_modes.bring_up(mw.src, "legacy", DID)
+    drv = guest_iommus.bring_up(mw.src, "legacy", DID)
     m = g.Mapping(0x10000, TARGET)
     g.map_all(drv, DID, [m])
     g.fill_old(mw.src, [m])

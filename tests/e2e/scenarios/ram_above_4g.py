@@ -65,10 +65,10 @@ from lib import layout
 from e2e import guestdma as g
 from e2e.scenario import Case
 from e2e.steps import unmap_reads as R
-from e2e.scenarios.memory_limit import big_ram_args
+from e2e.steps.big_ram import big_ram_args
 from e2e.steps.migration_window import MigrationWindow, migration_kw
-from e2e.scenarios.passthrough_to_blocked import run_passthrough_to_blocked
-from e2e.scenarios.teardown_during_migration import run_migration as run_teardown_migration
+from e2e.steps.passthrough import run_passthrough_to_blocked
+from e2e.steps.teardown import run_migration as run_teardown_migration
 
 DID = 1
 # The queue just before "vfio: Mark dirty pages harvested at unmap at

@@ -59,9 +59,9 @@ from lib import layout
 from e2e import guestdma as g
 from lib import hostlog as H
 from lib import migration
-from lib import viommu as vm_modes
+from lib import viommu as guest_iommus
 from e2e.scenario import Case, reason_key
-from e2e.scenarios import churn
+from e2e.steps import iterating
 from e2e.steps.migration_window import backend_kw
 
 DID = 1
@@ -76,7 +76,7 @@ def _migrate_through(ctx, src, dst, hook, state):
     """Migrate with the window `hook` in the active phase; the label of a
     migration that did not get as far as the page check, or None."""
     r = migration.migrate(src, dst, pause=False, active_hook=hook,
-                          bandwidth=churn.BANDWIDTH, downtime_limit=1, timeout=60.0)
+                          bandwidth=iterating.BANDWIDTH, downtime_limit=1, timeout=60.0)
     ctx.note("migration: " + r.summary().replace(" ORDERING LOST:", " (expected, syncs ran):"))
     if r.refused:
         return "blocked[%s]" % reason_key(r.refused)
@@ -89,29 +89,29 @@ def _migrate_through(ctx, src, dst, hook, state):
 
 
 def run_remap(ctx, backend, mode="legacy"):
-    src, dst = ctx.start_pair(iommu_props=vm_modes.iommu_props(mode), **backend_kw(backend))
-    drv = vm_modes.bring_up(src, mode, DID)
+    src, dst = ctx.start_pair(iommu_props=guest_iommus.iommu_props(mode), **backend_kw(backend))
+    drv = guest_iommus.bring_up(src, mode, DID)
     m1 = g.Mapping(IOVA, G1)
     m2 = g.Mapping(IOVA, G2)
     drv.map(DID, IOVA, G1, g.PAGE)
     g.fill_old(src, [m1, m2])
     src.qmp.command("migrate-set-parameters",
-                    **{"avail-switchover-bandwidth": churn.BANDWIDTH})
-    migration.ballast(src, churn.BALLAST_GPA, churn.BALLAST_SIZE)
+                    **{"avail-switchover-bandwidth": iterating.BANDWIDTH})
+    migration.ballast(src, iterating.BALLAST_GPA, iterating.BALLAST_SIZE)
     state = {}
 
     def syncs():
         return src.qmp.command("query-migrate").get("ram", {}).get("dirty-sync-count", 0)
 
     def keepalive(i):
-        src.qt.memset(churn.KEEPALIVE_GPA, churn.KEEPALIVE_SIZE, (i & 0xFF) or 1)
+        src.qt.memset(iterating.KEEPALIVE_GPA, iterating.KEEPALIVE_SIZE, (i & 0xFF) or 1)
 
     def wait_sync(what):
         s0 = syncs()
         t0 = time.monotonic()
         i = 0
         while syncs() == s0:
-            if time.monotonic() - t0 > churn.SYNC_TIMEOUT:
+            if time.monotonic() - t0 > iterating.SYNC_TIMEOUT:
                 raise TimeoutError("no dirty sync while waiting for " + what)
             i += 1
             keepalive(i)
@@ -154,14 +154,14 @@ def run_remap(ctx, backend, mode="legacy"):
 
 
 def run_clear(ctx, backend, mode="legacy"):
-    src, dst = ctx.start_pair(iommu_props=vm_modes.iommu_props(mode), **backend_kw(backend))
-    drv = vm_modes.bring_up(src, mode, DID)
+    src, dst = ctx.start_pair(iommu_props=guest_iommus.iommu_props(mode), **backend_kw(backend))
+    drv = guest_iommus.bring_up(src, mode, DID)
     m1 = g.Mapping(IOVA, G1)
     drv.map(DID, IOVA, G1, g.PAGE)
     g.fill_old(src, [m1])
     src.qmp.command("migrate-set-parameters",
-                    **{"avail-switchover-bandwidth": churn.BANDWIDTH})
-    migration.ballast(src, churn.BALLAST_GPA, churn.BALLAST_SIZE)
+                    **{"avail-switchover-bandwidth": iterating.BANDWIDTH})
+    migration.ballast(src, iterating.BALLAST_GPA, iterating.BALLAST_SIZE)
     state = {}
 
     def hook(r):
@@ -169,7 +169,7 @@ def run_clear(ctx, backend, mode="legacy"):
         while set(g.check_pages(dst, [m1]).values()) != {"old"}:
             if time.monotonic() - t0 > 30:
                 raise TimeoutError("G1 never reached the destination")
-            src.qt.memset(churn.KEEPALIVE_GPA, churn.KEEPALIVE_SIZE, 2)
+            src.qt.memset(iterating.KEEPALIVE_GPA, iterating.KEEPALIVE_SIZE, 2)
             time.sleep(0.01)
         state["seq_dma"] = src.event_seq()
         state["dma"] = src.ctl.dma(IOVA, g.PAGE, g.new_pattern(G1))

@@ -68,7 +68,7 @@ from lib import layout
 from e2e import guestdma as g
 from lib import hostlog as H
 from lib import migration
-from lib import viommu as viommu_modes
+from lib import viommu as guest_iommus
 from e2e.scenario import Case, reason_key
 from e2e.steps.migration_window import dirty_rate_kw, migration_kw
 
@@ -163,11 +163,11 @@ def calc_dirty_rate(ctx, src, change):
 
 
 def run_dirty_rate(ctx, backend, race, mode="legacy"):
-    """mode: the guest's VT-d mode (viommu_modes): the replay is the same
+    """mode: the guest's VT-d mode (lib/viommu): the replay is the same
     code in legacy and scalable mode."""
-    src = ctx.vm("src", iommu_props=viommu_modes.iommu_props(mode),
+    src = ctx.vm("src", iommu_props=guest_iommus.iommu_props(mode),
                  **dirty_rate_kw(backend)).start()
-    drv = ctx.guest_iommu(src, DID) if mode == "legacy" else viommu_modes.bring_up(src, mode, DID)
+    drv = ctx.guest_iommu(src, DID) if mode == "legacy" else guest_iommus.bring_up(src, mode, DID)
     if race == "unmap":
         g.map_all(drv, DID, [M, K])
         change = lambda: drv.unmap(DID, M.iova, M.size, invalidate=False)

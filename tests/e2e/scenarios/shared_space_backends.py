@@ -38,9 +38,8 @@ from lib import backends
 from lib import qemu
 from lib.qmp import QMPError
 from e2e.scenario import Case, reason_key
-from e2e.scenarios.mixed_container import bring_up
+from e2e.steps.bridge import BRIDGE_DEVFN, bring_up
 from e2e.steps.next_migration import alive_label, next_migration_label
-from e2e.scenarios.teardown_two_containers import BRIDGE_DEVFN
 
 DEV1 = "0000:00:06.0"
 # type1 with its precise dirty bitmap for the legacy device, HWPT dirty

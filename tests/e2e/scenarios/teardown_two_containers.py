@@ -42,6 +42,7 @@ from e2e import guestdma as g
 from lib import qemu
 from lib.viommu import driver as guest_driver
 from e2e.scenario import Case, reason_key
+from e2e.steps.bridge import ALIAS_DEVFN, SECONDARY_BUS, number_bridge
 from e2e.steps import unmap_reads as R
 
 DID = 1
@@ -49,14 +50,7 @@ DID = 1
 # notifier of an address space".
 BEFORE = layout.build_before("Unmap-recorded-mappings-for-every-notifi")
 DEV1 = "0000:00:06.0"
-BRIDGE_DEVFN = 6 << 3          # pcie-pci-bridge at 00:06.0 on pcie.0
-SECONDARY_BUS = 1              # numbered by the test, as firmware would
-ALIAS_DEVFN = 0                # PCIe-to-PCI bridge: (secondary bus, 00.0)
 MAPS = [g.Mapping(0x10000, 0x200000), g.Mapping(0x20000, 0x2345000)]
-PCI_CONFIG_ADDRESS = 0xCF8
-PCI_CONFIG_DATA = 0xCFC
-
-
 def two_container_vm(ctx, name, incoming=False):
     """A VM whose assigned devices 0 and 1 sit behind one bridge, each on
     its own iommufd object.  vm.VM builds one device on the root bus; its
@@ -73,15 +67,6 @@ def two_container_vm(ctx, name, incoming=False):
                "-device", "vfio-pci,id=hostdev1,sysfsdev=%s,bus=br0,addr=02.0,"
                           "iommufd=iommufd1" % sysfs1]
     return v.start()
-
-
-def number_bridge(v):
-    """Give the bridge secondary/subordinate bus 1 through the legacy PCI
-    configuration ports, as firmware does (no firmware runs under qtest)."""
-    addr = 0x80000000 | (BRIDGE_DEVFN << 8) | 0x18       # bus 0, PRIMARY_BUS dword
-    v.qt.cmd("outl 0x%x 0x%x" % (PCI_CONFIG_ADDRESS, addr))
-    v.qt.cmd("outl 0x%x 0x%x" % (PCI_CONFIG_DATA,
-                                 (SECONDARY_BUS << 16) | (SECONDARY_BUS << 8)))
 
 
 def bring_up(v):

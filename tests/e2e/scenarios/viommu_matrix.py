@@ -37,27 +37,21 @@ and a refused migrate; legacy with enable-migration=on: realize fails).
 from lib import backends
 from e2e import guestdma as g
 from e2e import report
-from lib import viommu as vm_modes
+from lib import viommu as guest_iommus
 from e2e.scenario import Case, reason_key
 from e2e.steps.migration_window import count_lost
+from e2e.steps.matrix import A, B, C, DMA_DID, P
 from e2e.steps.migration_window import backend_kw
 
-A = g.Mapping(0x10000, 0x200000)
-B = g.Mapping(0x20000, 0x280000, 4 * g.PAGE)
-C = [g.Mapping(0x40000000, 0x2000000), g.Mapping(0x40001000, 0x2345000)]
-# pass-through: the device addresses guest-physical pages directly
-P = [g.Mapping(0x300000, 0x300000), g.Mapping(0x1234000, 0x1234000),
-     g.Mapping(0x3456000, 0x3456000)]
-DMA_DID = 1
 PT_DID = 2
 
 
 def run_cell(ctx, mode, backend, domain):
     kw = backend_kw(backend)
-    src, dst = ctx.start_pair(iommu_props=vm_modes.iommu_props(mode), **kw)
+    src, dst = ctx.start_pair(iommu_props=guest_iommus.iommu_props(mode), **kw)
     state = {"dma": []}
     if domain == "dma":
-        drv = vm_modes.bring_up(src, mode, DMA_DID)
+        drv = guest_iommus.bring_up(src, mode, DMA_DID)
         targets = [A, B] + C
         g.map_all(drv, DMA_DID, targets)
         g.fill_old(src, targets)
@@ -69,14 +63,14 @@ def run_cell(ctx, mode, backend, domain):
         def on_pause(r):
             drv.zero_upper_entry(DMA_DID, C[0].iova, level=2)
     else:
-        drv = vm_modes.bring_up(src, mode, PT_DID, passthrough=True)
+        drv = guest_iommus.bring_up(src, mode, PT_DID, passthrough=True)
         targets = P + [A]
         g.fill_old(src, targets)
 
         def action():
             state["dma"] += g.device_write(src, P)
-            vm_modes.block(drv, PT_DID)
-            vm_modes.attach(drv, DMA_DID)
+            guest_iommus.block(drv, PT_DID)
+            guest_iommus.attach(drv, DMA_DID)
             g.map_all(drv, DMA_DID, [A])
             state["dma"] += g.device_write(src, [A])
             drv.unmap(DMA_DID, A.iova, A.size)
@@ -140,7 +134,7 @@ OTHER_VIOMMUS = ("virtio", "amd")
 
 def cases():
     out = []
-    for mode in vm_modes.MODES:
+    for mode in guest_iommus.MODES:
         for backend in ("iommufd", "legacy"):
             for domain in ("dma", "pt"):
                 # before-followups (the nine alone): A's page is lost in

@@ -140,3 +140,14 @@ def dirty_rate_run(ctx, v, backend, maps, guest_action, note_window, timeout=30.
     if stop:
         return None, stop
     return window, None
+
+
+# Downtime a migration that finds all RAM dirty at every sync may take.
+ALL_DIRTY_DOWNTIME_MS = 2000
+
+
+def allow_all_dirty(vm):
+    """Migration parameters under which a migration that finds all RAM
+    dirty at every sync converges (a device no dirty source covers)."""
+    vm.qmp.command("migrate-set-parameters", **{"zero-page-detection": "none",
+                                                "downtime-limit": ALL_DIRTY_DOWNTIME_MS})
