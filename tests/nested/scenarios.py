@@ -125,7 +125,7 @@ def check_no_unmap_errors(ctx, *vms):
 
 
 def vtd_setup(ctx, vm, mappings):
-    """Play the guest's VT-d driver (the e2e harness's): put the device in
+    """Play the guest's VT-d driver (tests/lib/viommu/vtd.py): put the device in
     a translated domain, map `mappings` [(iova, gpa, size)], enable TE."""
     from lib.viommu import vtd as vtdmod
     drv = vtdmod.VTd(vm.qt, pool_base=0x800000, pool_size=0x100000, queued=True)

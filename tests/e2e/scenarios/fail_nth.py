@@ -60,7 +60,7 @@ from e2e.steps.migration_window import backend_kw
 from e2e.steps.matrix import A, B, C, DMA_DID
 
 TARGETS = [A, B] + C
-RAM_TOP = 256 << 20              # the VMs' RAM (vm.VM default); all below 4 GiB
+RAM_TOP = 256 << 20              # the VMs' RAM (qemu.VM default); all below 4 GiB
 HW_ERROR = "hardware error: vfio: DMA mapping failed, unable to continue"
 NOT_QEMU_CALLS = ("dma", "close", "unhandled")
 # "upstream-abort" is counted and listed, but it fails the sweep: the fork

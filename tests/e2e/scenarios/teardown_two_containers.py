@@ -21,7 +21,7 @@ notifier of an address space" sends each recorded mapping to every
 notifier.
 
 Each container's host calls are told apart by their iommufd fd.  Label:
-the two containers' judgements (scenarios/unmap_reads.judge), sorted and
+the two containers' judgements (steps/unmap_reads.judge), sorted and
 joined with "+"; "both-harvested" when both read and unmapped each mapping.
 
 e2e/teardown-two-containers/dirty-rate
@@ -53,7 +53,7 @@ DEV1 = "0000:00:06.0"
 MAPS = [g.Mapping(0x10000, 0x200000), g.Mapping(0x20000, 0x2345000)]
 def two_container_vm(ctx, name, incoming=False):
     """A VM whose assigned devices 0 and 1 sit behind one bridge, each on
-    its own iommufd object.  vm.VM builds one device on the root bus; its
+    its own iommufd object.  qemu.VM builds one device on the root bus; its
     argument list is rewired here before start."""
     cfg = {"dma_logging": "off", "iommu_dirty": "on",
            "device1.name": DEV1, "device1.group": 43, "device1.cdev": 1}
