@@ -1,8 +1,7 @@
 """Python client for hostsim, the in-process model of the VFIO / iommufd
 kernel interfaces that tests preload into qemu-system-x86_64.
 
-    import sys; sys.path.insert(0, "<repo>/hostsim")
-    import hostsim
+    from lib import hostsim                # tests/ on the import path
     dev = hostsim.make_sysfs_device(tmp, name="0000:00:05.0", group=42, cdev=0)
     hostsim.write_config(cfg, log=logpath, control=sock, kernel="6.14",
                          **{"device.name": "0000:00:05.0"})
@@ -16,8 +15,8 @@ Standard library only.
 
 import json
 import os
-import socket
-import time
+
+from lib.unix_client import UnixClient
 
 # "major" the model reports for /dev/vfio/devices/vfioN; the sysfs "dev"
 # file must carry the same number (QEMU compares st_rdev with it).
@@ -107,41 +106,25 @@ def qemu_env(lib, config, base=None):
     return env
 
 
-class Control:
+class Control(UnixClient):
     """Client of the model's control socket (one request line -> one JSON
     response line)."""
 
     def __init__(self, sock_path, timeout=10.0):
-        self.path = sock_path
-        self.timeout = timeout
-        self._sock = None
-        self._buf = b""
-
-    def _connect(self):
-        deadline = time.monotonic() + self.timeout
-        while True:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(self.path)
-                s.settimeout(self.timeout)
-                self._sock = s
-                return
-            except OSError:
-                s.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        super().__init__(sock_path, timeout)
 
     def request(self, line):
-        if self._sock is None:
-            self._connect()
-        self._sock.sendall(line.encode() + b"\n")
-        while b"\n" not in self._buf:
-            chunk = self._sock.recv(65536)
+        if self.sock is None:
+            # The model opens the socket when QEMU loads it: retried.
+            self._connect_socket(self.timeout)
+            self.sock.settimeout(self.timeout)
+        self.sock.sendall(line.encode() + b"\n")
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionError("hostsim control socket closed")
-            self._buf += chunk
-        resp, self._buf = self._buf.split(b"\n", 1)
+            self.buf += chunk
+        resp, self.buf = self.buf.split(b"\n", 1)
         return json.loads(resp)
 
     @staticmethod
@@ -182,11 +165,6 @@ class Control:
 
     def calls(self):
         return self.request("calls")["calls"]
-
-    def close(self):
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
 
     def __enter__(self):
         return self

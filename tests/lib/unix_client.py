@@ -1,4 +1,5 @@
-"""Common part of the clients of QEMU's server sockets (qmp.py, qtest.py).
+"""Common part of the clients of QEMU's server sockets (qmp.py, qtest.py) and
+of hostsim's control socket (hostsim.Control).
 
 QEMU listens on  -qmp / -qtest unix:PATH,server=on,wait=off; the test may
 start connecting before the socket exists or accepts, so connect() retries
