@@ -31,7 +31,7 @@ from lib import layout  # noqa: E402
 from lib import migration  # noqa: E402
 from lib import tap as tap_writer  # noqa: E402
 from lib import qemu  # noqa: E402
-from lib.viommu.vtd import VTd  # noqa: E402
+from lib import viommu  # noqa: E402
 
 QEMU_BASE = layout.QEMU_BASE
 QEMU_FORK = layout.QEMU_FORK
@@ -315,7 +315,8 @@ def run_viommu(binary, tag, backend, workdir, sysfs):
     label = "%s vIOMMU translation %s" % (tag, backend)
 
     def checks(q):
-        vtd = VTd(q.qt, VTD_POOL, VTD_POOL_SIZE)
+        vtd = viommu.driver(q.qt, "legacy", queued=False, pool_base=VTD_POOL,
+                            pool_size=VTD_POOL_SIZE)
         vtd.init()
         vtd.attach(0, 5 << 3, DID)          # 00:05.0 (addr=5)
         vtd.map(DID, 0x10000, 0x200000, 0x2000)
