@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lib import layout  # noqa: E402
 from e2e import guestdma as g  # noqa: E402
+from lib import backends  # noqa: E402
 from lib import hostlog as H  # noqa: E402
 from lib import migration  # noqa: E402
 from e2e.scenario import Case, Context  # noqa: E402
@@ -102,12 +103,9 @@ def main():
         r = migration.migrate(src, dst, on_pause=at_pause, active_hook=while_active,
                               sent=sent, bandwidth=32 << 20)
         events = H.after(src.events(), seq0)
-        if args.backend == "iommufd":
-            harvested = sum(e.get("dirty_pages", 0) for e in H.calls(events, H.GET_DIRTY)
-                            if e.get("flags", 0) & H.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR)
-        else:
-            harvested = sum(e.get("dirty_pages", 0) for e in H.calls(events, H.TYPE1_UNMAP)
-                            if e.get("flags", 0) & H.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP)
+        be = backends.get(args.backend)
+        harvested = sum(e.get("dirty_pages", 0) for e in H.calls(events, be.read_at_unmap)
+                        if e.get("flags", 0) & be.unmap_read_flag)
         compared = lost = written = 0
         lost_pages = []
         if r.completed:

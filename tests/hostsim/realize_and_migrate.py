@@ -45,16 +45,6 @@ PATTERN2 = 0x0badc0ffee0ddf00
 VTD_POOL, VTD_POOL_SIZE = 0x1000000, 0x100000
 DID = 1
 
-LEGACY_SEQ = ["open", "VFIO_GROUP_GET_STATUS", "open", "VFIO_GET_API_VERSION",
-              "VFIO_CHECK_EXTENSION", "VFIO_GROUP_SET_CONTAINER",
-              "VFIO_SET_IOMMU", "VFIO_IOMMU_GET_INFO", "VFIO_IOMMU_MAP_DMA",
-              "VFIO_GROUP_GET_DEVICE_FD", "VFIO_DEVICE_GET_INFO",
-              "VFIO_DEVICE_GET_REGION_INFO", "pread", "VFIO_DEVICE_FEATURE"]
-IOMMUFD_SEQ = ["open", "open", "VFIO_DEVICE_BIND_IOMMUFD", "IOMMU_IOAS_ALLOC",
-               "IOMMU_GET_HW_INFO", "IOMMU_HWPT_ALLOC",
-               "VFIO_DEVICE_ATTACH_IOMMUFD_PT", "IOMMU_IOAS_IOVA_RANGES",
-               "IOMMU_IOAS_MAP", "VFIO_DEVICE_GET_INFO",
-               "VFIO_DEVICE_GET_REGION_INFO", "pread", "VFIO_DEVICE_FEATURE"]
 
 
 
@@ -101,7 +91,7 @@ def realize_checks(q, backend, label, seq=None):
     ev = q.events()
     calls = [e["call"] for e in ev]
     if seq is None:
-        seq = LEGACY_SEQ if backend == "legacy" else IOMMUFD_SEQ
+        seq = backends.get(backend).realize_calls
     tap(has_subsequence(calls, seq),
         "%s: event log shows the %s realize sequence" % (label, backend),
         " ".join(calls[:80]))
@@ -233,7 +223,7 @@ def run_fd_passing(binary, tag, workdir):
             "-device", "vfio-pci,fd=%d,iommufd=ifd0,id=hostdev0" % dfd]
 
     def checks(q):
-        seq = [c for c in IOMMUFD_SEQ if c != "open"]
+        seq = [c for c in backends.IOMMUFD.realize_calls if c != "open"]
         seq[seq.index("IOMMU_IOAS_MAP")] = "IOMMU_IOAS_MAP_FILE"
         realize_checks(q, "iommufd", label, seq)
         ev = q.events()
@@ -364,8 +354,8 @@ def run_migration(binary, tag, backend, qtest, workdir, sysfs, dirty=True,
                                       " (no dirty tracking)",
                                       " (device DMA logging)" if dmalog else "",
                                       "qtest" if qtest else "tcg")
-    extra = ",enable-migration=on" if (backend == "legacy" and not dmalog) \
-        or not dirty else ""
+    extra = ",enable-migration=on" if (backends.get(backend).needs_enable_migration
+                                       and not dmalog) or not dirty else ""
     args = device_args(sysfs, backend, viommu=False, extra=extra)
     cfg = {"kernel": "6.14", "device.name": DEV_NAME, "iommu_dirty": dirty,
            "dma_logging": dmalog}

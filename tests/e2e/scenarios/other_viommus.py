@@ -121,12 +121,13 @@ def run_dirty_rate(ctx, viommu, backend="iommufd"):
                                   timeout=5.0)
     if stop:
         return stop
-    if backend == "legacy":
+    be = backends.get(backend)
+    if be.reads_inside_unmap:
         # type1 reads the bits inside the unmap ioctl, and QEMU marks them
         # without a trace of the page: judge that the unmap read them.
-        read = [e for e in H.calls(window, H.TYPE1_UNMAP)
+        read = [e for e in H.calls(window, be.unmap_call)
                 if e.get("ret") == 0 and e.get("iova") == A.iova
-                and e.get("flags", 0) & H.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP]
+                and e.get("flags", 0) & be.unmap_read_flag]
         return "read-at-unmap" if read else "no-read"
     # The read that goes with the unmap is the one with NO_CLEAR (0x1).
     lines = [l for l in v.trace_lines("vfio_container_query_dirty_bitmap")

@@ -65,7 +65,7 @@ def shared_vm(ctx, name, first, second, viommu, hotplug, incoming=False):
     """Device 0 (backend first) and, unless hotplug, device 1 (backend
     second); behind bridge br0 with a vIOMMU.  Returns (VM, device_add
     arguments of device 1)."""
-    first_migrates = first == "legacy" and not viommu
+    first_migrates = backends.get(first).needs_enable_migration and not viommu
     v = ctx.vm(name, backend=first, viommu=viommu, hostsim_cfg=dict(CFG), incoming=incoming,
                enable_migration="on" if first_migrates else None)
     sysfs1 = qemu.hostsim.make_sysfs_device(os.path.join(v.dir, "sysfs"), name=DEV1,
@@ -78,8 +78,8 @@ def shared_vm(ctx, name, first, second, viommu, hotplug, incoming=False):
         where = "bus=br0,addr=02.0"
     else:
         where = "bus=pcie.0,addr=06.0"
-    if first == "legacy":
-        v.args += ["-object", "iommufd,id=iommufd0"]
+    if not backends.get(first).objects:
+        v.args += backends.get(second).objects      # device 1's
     dev1 = device_arg(second, sysfs1, "hostdev1", where, migration=True)
     if not hotplug:
         v.args += ["-device", dev1]

@@ -79,7 +79,7 @@ def judge_read(ctx, backend, window, maps):
     if missing:
         ctx.note("guest-unmapped IOVAs with no host unmap: %s" % [hex(i) for i in missing])
         return "not-unmapped"
-    if backend == "iommufd":
+    if not backends.get(backend).reads_inside_unmap:
         reads = H.calls(window, H.GET_DIRTY)
         if not reads:
             return "no-read"

@@ -24,7 +24,6 @@ from lib import backends
 from lib import hostlog as H
 
 QEMU_E2BIG = "UNMAP: Size of bitmap too big"
-ENOENT = 2
 
 
 def unmap_call(backend):
@@ -63,9 +62,7 @@ def judge(ctx, backend, window, pages=(), exact=None, focus=False):
     # An unmap of a range holding no mapping (a sweep over empty address
     # space) removes nothing: IOMMU_IOAS_UNMAP fails with ENOENT,
     # VFIO_IOMMU_UNMAP_DMA succeeds with 0 bytes unmapped.  Not judged.
-    empty = [e for e in H.calls(window, call)
-             if (backend == "iommufd" and e.get("ret") != 0 and e.get("errno") == ENOENT)
-             or (backend != "iommufd" and e.get("ret") == 0 and e.get("unmapped") == 0)]
+    empty = [e for e in H.calls(window, call) if backends.get(backend).empty_unmap(e)]
     unmaps = [e for e in H.calls(window, call) if e.get("ret") == 0 and e not in empty]
     failed = [e for e in H.calls(window, call) if e.get("ret") != 0 and e not in empty]
     if empty:
@@ -83,7 +80,7 @@ def judge(ctx, backend, window, pages=(), exact=None, focus=False):
     # The unmaps judged: all, or (focus) those covering the guest's pages.
     judged = [u for u in unmaps if not focus or any(covers(u, i, s) for i, s in pages)]
     problems = []
-    if backend == "iommufd":
+    if not backends.get(backend).reads_inside_unmap:
         reads_before = {}       # seq of an unmap -> reads since the previous unmap
         pending = []
         for e in window:
