@@ -1,0 +1,1 @@
+"""The hostsim end-to-end suite: the model against real QEMU binaries."""
