@@ -23,14 +23,11 @@ cache) hours.
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 import harness as h
+from lib import trees
 from stats import ratios, spread
-
-sys.path.insert(0, os.path.join(h.REPO, "tests", "lib"))
-import trees  # noqa: E402
 
 KINDS = ("warm", "cold")
 
@@ -96,7 +93,7 @@ def one(fork, work, kind):
 
 
 def measure(reps, kinds, d, progress):
-    fork = os.environ.get("FORK_DIR") or os.path.join(h.config.OUT, "fork")
+    fork = os.environ.get("FORK_DIR") or os.path.join(h.layout.OUT, "fork")
     work = os.path.join(d, "build-cost")
     raw = {k: [] for k in kinds}
     for rep in range(reps):

@@ -27,9 +27,9 @@ NO_CLEAR reads, unmaps, and the pages the destination lacks (the device's
 pages compared on the destination: must be 0 either way).
 """
 
-import guestdma as g
 import harness as h
-from scenarios.migration_window import migration_kw
+from e2e import guestdma as g
+from e2e.steps.migration_window import migration_kw
 from stats import ratios, spread
 
 POOL_BASE, POOL_SIZE = 0x800000, 4 << 20
