@@ -1,4 +1,4 @@
-"""What the benchmarks need from the end-to-end harness (tests/e2e), and
+"""What the benchmarks need from the test harness (tests/lib, tests/e2e), and
 the few things a measurement needs on top of it:
 
   * VMs whose hostsim event log is off (timed runs: the log is the model's
