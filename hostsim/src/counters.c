@@ -71,26 +71,16 @@ size_t hs_counters_json(char *out, size_t max)
 {
     size_t n = 0;
 
-#define PUT(...) do { \
-        int k_ = snprintf(out + n, max - n, __VA_ARGS__); \
-        if (k_ > 0) { n += (size_t)k_; } \
-        if (n >= max) { n = max - 1; } \
-    } while (0)
-
-    if (!max) {
-        return 0;
-    }
     pthread_mutex_lock(&counters_lock);
-    PUT("{");
+    n = hs_putf(out, max, n, "{");
     for (int i = 0; i < ncounters; i++) {
         const struct counter *k = &counters[i];
 
-        PUT("%s\"%s\":{\"calls\":%" PRIu64 ",\"errors\":%" PRIu64
-            ",\"ns\":%" PRIu64 "}", i ? "," : "", k->name, k->calls,
-            k->errors, k->ns);
+        n = hs_putf(out, max, n, "%s\"%s\":{\"calls\":%" PRIu64
+                    ",\"errors\":%" PRIu64 ",\"ns\":%" PRIu64 "}",
+                    i ? "," : "", k->name, k->calls, k->errors, k->ns);
     }
-    PUT("}");
+    n = hs_putf(out, max, n, "}");
     pthread_mutex_unlock(&counters_lock);
-#undef PUT
     return n;
 }

@@ -194,33 +194,28 @@ size_t hs_dma_describe(struct hs_device *D, char *out, size_t max)
     struct xlate x;
     size_t n = 0;
 
-#define PUT(...) do { \
-        int k_ = snprintf(out + n, max - n, __VA_ARGS__); \
-        if (k_ > 0) { n += (size_t)k_; } \
-        if (n >= max) { n = max - 1; } \
-    } while (0)
-
     if (!find_xlate(D, &x)) {
-        PUT(",\"backend\":null,\"mappings\":[]");
-        return n;
+        return hs_putf(out, max, n, ",\"backend\":null,\"mappings\":[]");
     }
-    PUT(",\"backend\":\"%s\"", x.hwpt ? "iommufd" : "type1");
+    n = hs_putf(out, max, n, ",\"backend\":\"%s\"",
+                x.hwpt ? "iommufd" : "type1");
     if (x.hwpt) {
-        PUT(",\"hwpt_dirty_tracking\":%s",
-            x.hwpt->dirty_tracking ? "true" : "false");
+        n = hs_putf(out, max, n, ",\"hwpt_dirty_tracking\":%s",
+                    x.hwpt->dirty_tracking ? "true" : "false");
     } else {
-        PUT(",\"type1_dirty_tracking\":%s",
-            x.ct->dirty_tracking ? "true" : "false");
+        n = hs_putf(out, max, n, ",\"type1_dirty_tracking\":%s",
+                    x.ct->dirty_tracking ? "true" : "false");
     }
     /* the list is cut when the answer would exceed the buffer */
-    PUT(",\"mappings_count\":%zu,\"mappings\":[", x.maps->n);
+    n = hs_putf(out, max, n, ",\"mappings_count\":%zu,\"mappings\":[",
+                x.maps->n);
     for (size_t i = 0; i < x.maps->n && n < max - 128; i++) {
         struct hs_map *m = x.maps->v[i];
-        PUT("%s{\"iova\":%" PRIu64 ",\"length\":%" PRIu64
-            ",\"writable\":%s}", i ? "," : "", m->iova, m->length,
-            (m->prot & HS_PROT_WRITE) ? "true" : "false");
+
+        n = hs_putf(out, max, n, "%s{\"iova\":%" PRIu64 ",\"length\":%"
+                    PRIu64 ",\"writable\":%s}", i ? "," : "", m->iova,
+                    m->length, (m->prot & HS_PROT_WRITE) ? "true" : "false");
     }
-    PUT("]");
-#undef PUT
+    n = hs_putf(out, max, n, "]");
     return n;
 }

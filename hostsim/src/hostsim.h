@@ -115,6 +115,12 @@ void hs_call_range(struct hs_call *c, uint64_t iova, uint64_t len);
 void hs_call_end(struct hs_call *c, long ret, int err);
 void hs_log_open(const char *path);
 uint64_t hs_log_calls(void);
+/*
+ * Append printf output at out[n], never past out[max - 1] (out stays
+ * NUL-terminated; what does not fit is cut); returns the new length.
+ */
+size_t hs_putf(char *out, size_t max, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Per-call counters, kept with the log on or off (counters.c). */
 void hs_counters_add(const char *name, bool failed, uint64_t ns);

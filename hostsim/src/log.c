@@ -150,28 +150,45 @@ long hs_unhandled(struct hs_call *c, unsigned long req, int err)
     return -err;
 }
 
+size_t hs_putf(char *out, size_t max, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    int k;
+
+    if (!max) {
+        return 0;
+    }
+    if (n >= max) {
+        n = max - 1;
+    }
+    va_start(ap, fmt);
+    k = vsnprintf(out + n, max - n, fmt, ap);
+    va_end(ap);
+    if (k > 0) {
+        n += (size_t)k;
+    }
+    return n < max ? n : max - 1;
+}
+
 void hs_call_end(struct hs_call *c, long ret, int err)
 {
     char line[2048];
     size_t n = 0;
 
-#define PUT(...) do { \
-        int k_ = snprintf(line + n, sizeof(line) - n, __VA_ARGS__); \
-        if (k_ > 0) { n += (size_t)k_; } \
-        if (n >= sizeof(line) - 1) { n = sizeof(line) - 1; } \
-    } while (0)
-
     pthread_mutex_lock(&log_lock);
     log_seq++;
     if (log_fd >= 0 && c->logging) {
-        PUT("{\"seq\":%" PRIu64 ",\"call\":\"%s\",\"fd\":%d%s",
-            log_seq, c->name, c->fd, c->args);
-        PUT(",\"ret\":%ld,\"errno\":%d", ret, err);
+        n = hs_putf(line, sizeof(line), n,
+                    "{\"seq\":%" PRIu64 ",\"call\":\"%s\",\"fd\":%d%s",
+                    log_seq, c->name, c->fd, c->args);
+        n = hs_putf(line, sizeof(line), n, ",\"ret\":%ld,\"errno\":%d",
+                    ret, err);
         if (err) {
-            PUT(",\"errname\":\"%s\"", hs_errno_name(err));
+            n = hs_putf(line, sizeof(line), n, ",\"errname\":\"%s\"",
+                        hs_errno_name(err));
         }
         if (c->injected) {
-            PUT(",\"injected\":true");
+            n = hs_putf(line, sizeof(line), n, ",\"injected\":true");
         }
         /* always terminate the object, even when truncated */
         if (n > sizeof(line) - 3) {
@@ -184,5 +201,4 @@ void hs_call_end(struct hs_call *c, long ret, int err)
     }
     pthread_mutex_unlock(&log_lock);
     hs_counters_add(c->name, err != 0, now_ns() - c->start_ns);
-#undef PUT
 }
