@@ -22,6 +22,7 @@ from lib.qmp import QMPError
 from e2e.scenario import Case
 from e2e.steps.migration_window import migration_kw
 from e2e.steps.next_migration import alive_label, next_migration_label
+from e2e.steps.unmap_reads import wait_dirty_rate
 
 START_CALL = {"iommufd": "IOMMU_HWPT_SET_DIRTY_TRACKING", "legacy": "VFIO_IOMMU_DIRTY_PAGES"}
 DID = 1
@@ -32,14 +33,7 @@ IDENTITY_WRITE = [("dev0", 0, g.Mapping(0x200000, 0x200000))]
 def calc_dirty_rate(v):
     """Run calc-dirty-rate (1 s, dirty-bitmap); the final status."""
     v.qmp.command("calc-dirty-rate", **{"calc-time": 1, "mode": "dirty-bitmap"})
-    end = time.monotonic() + 10
-    st = {}
-    while v.alive() and time.monotonic() < end:
-        st = v.qmp.command("query-dirty-rate")
-        if st.get("status") == "measured":
-            break
-        time.sleep(0.05)
-    return st.get("status")
+    return wait_dirty_rate(v).get("status")
 
 
 def run(ctx, backend):

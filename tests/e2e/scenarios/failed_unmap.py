@@ -370,16 +370,6 @@ RATE_RANGE = g.Mapping(0x1000000, 0x1000000, 8 << 20)
 RATE_CALC_MS = 3000
 
 
-def measured_rate(vm, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        st = vm.qmp.command("query-dirty-rate", **{"calc-time-unit": "millisecond"})
-        if st.get("status") == "measured":
-            return st.get("dirty-rate")
-        time.sleep(0.1)
-    return None
-
-
 def run_dirty_rate(ctx, backend, call, nths):
     """calc-dirty-rate measures while the device writes the range's first
     page and the guest unmaps the range; hostsim fails the call that
@@ -415,7 +405,8 @@ def run_dirty_rate(ctx, backend, call, nths):
         ctx.note("  in the window: " + line)
     for line in v.trace_lines("vfio_container_stale_dma_unmap")[:8]:
         ctx.note("  trace: " + line)
-    rate = measured_rate(v)
+    st = R.wait_dirty_rate(v, timeout=30.0)
+    rate = st.get("dirty-rate") if st.get("status") == "measured" else None
     ctx.note("dirty-rate: %s MB/s" % rate)
     if not [e for e in window if e.get("injected")]:
         return "fault-not-hit"

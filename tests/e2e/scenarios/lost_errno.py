@@ -33,6 +33,7 @@ from lib import migration
 from e2e.scenario import Case, reason_key
 from e2e.steps.migration_window import count_lost, dirty_rate_kw, migration_kw
 from e2e.steps.next_migration import alive_label
+from e2e.steps.unmap_reads import wait_dirty_rate
 
 DID = 1
 M = g.Mapping(0x10000, 0x200000)
@@ -102,11 +103,7 @@ def dirty_rate(ctx, backend):
         time.sleep(0.02)
     fail_read_once(src, backend)
     drv.unmap(DID, M.iova, M.size)
-    end = time.monotonic() + 10
-    while src.alive() and time.monotonic() < end:
-        if src.qmp.command("query-dirty-rate").get("status") == "measured":
-            break
-        time.sleep(0.05)
+    wait_dirty_rate(src)
     bad = alive_label(ctx, src)
     if bad:
         return bad

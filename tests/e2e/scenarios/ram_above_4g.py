@@ -146,12 +146,19 @@ def run_unmap(ctx, backend, layout=SPLIT_3G):
         raise
     if stop:
         return stop
+    return judged_outcome(ctx, backend, mw, [m])
+
+
+def judged_outcome(ctx, backend, mw, maps):
+    """The label of a window that ran: how the unmap read the pages of
+    maps, and whether the destination holds the device's data."""
     ctx.note("hostsim events during the unmap (src):")
     for line in R.H.fmt_all(mw.window):
         ctx.note("  " + line)
-    note_trace(ctx, src)
-    read = R.judge(ctx, backend, mw.window, pages=[(m.iova, m.size)], focus=True)
-    return mw.outcome(read, [m])
+    note_trace(ctx, mw.src)
+    read = R.judge(ctx, backend, mw.window, pages=[(m.iova, m.size) for m in maps],
+                   focus=True)
+    return mw.outcome(read, maps)
 
 
 def run_passthrough(ctx, backend, layout=SPLIT_3G):
@@ -185,13 +192,7 @@ def run_dimm_boundary(ctx, backend):
         return "failed[%s]" % ("no-ram" if "Bad address" in (r.error_desc or "") else "other")
     if stop:
         return stop
-    ctx.note("hostsim events during the unmap (src):")
-    for line in R.H.fmt_all(mw.window):
-        ctx.note("  " + line)
-    note_trace(ctx, src)
-    read = R.judge(ctx, backend, mw.window, pages=[(m.iova, m.size) for m in DIMM_WRITES],
-                   focus=True)
-    return mw.outcome(read, DIMM_WRITES)
+    return judged_outcome(ctx, backend, mw, DIMM_WRITES)
 
 
 def cases():

@@ -71,6 +71,7 @@ from lib import migration
 from lib import viommu as guest_iommus
 from e2e.scenario import Case, reason_key
 from e2e.steps.migration_window import dirty_rate_kw, migration_kw
+from e2e.steps.unmap_reads import wait_dirty_rate
 
 FIX = "Read-the-dirty-bits-of-vIOMMU"
 DID = 1
@@ -151,13 +152,7 @@ def calc_dirty_rate(ctx, src, change):
     src.qmp.command("calc-dirty-rate", **{"calc-time": 1, "mode": "dirty-bitmap"})
     seq = src.event_seq()
     change()
-    st = {}
-    end = time.monotonic() + 10
-    while time.monotonic() < end:
-        st = src.qmp.command("query-dirty-rate")
-        if st.get("status") == "measured":
-            break
-        time.sleep(0.05)
+    st = wait_dirty_rate(src)
     ctx.note("query-dirty-rate: status %s" % st.get("status"))
     return H.after(src.events(), seq)
 

@@ -151,6 +151,19 @@ class DirtyRateWindow:
         self.end_seq = None         # seq just after the action
 
 
+def wait_dirty_rate(vm, timeout=10.0):
+    """Poll query-dirty-rate until the measurement is done (status
+    "measured"), the VM is gone or timeout; returns its last answer."""
+    st = {}
+    end = time.monotonic() + timeout
+    while vm.alive() and time.monotonic() < end:
+        st = vm.qmp.command("query-dirty-rate")
+        if st.get("status") == "measured":
+            break
+        time.sleep(0.05)
+    return st
+
+
 def dirty_rate_window(vm, backend, action, calc_ms=30000, timeout=30.0, containers=1):
     """Turn dirty tracking on with calc-dirty-rate in dirty-bitmap mode (no
     migration: a build that blocks migration with a vIOMMU still tracks),
