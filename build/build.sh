@@ -7,6 +7,13 @@
 # The build directory sits beside a directory named "fork" holding the
 # sources whenever possible, so every tree of the pipeline compiles with the
 # same relative paths and shares ccache entries.
+#
+# build/configure-args disables every optional feature whose library a
+# machine may or may not have (GTK, SPICE, seccomp, the docs, ...): with
+# Debian's QEMU build dependencies installed (make deb installs them)
+# configure would otherwise enable them, so the same command would build a
+# different QEMU, miss the compiler cache and select other QEMU tests than
+# on a machine with build/deps.sh's packages alone.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 : "${OUT:=$repo/out}"
