@@ -38,6 +38,12 @@ SYNC_TRACES = ["migration_bitmap_sync_start", "migration_bitmap_sync_end"]
 DIRTY_QUERIES = (H.GET_DIRTY, H.TYPE1_DIRTY)
 
 
+def model_cost(counters, calls):
+    """hostsim's counters summed over these call names: {"calls", "ns"}."""
+    picked = [counters[c] for c in calls if c in counters]
+    return {"calls": sum(k["calls"] for k in picked), "ns": sum(k["ns"] for k in picked)}
+
+
 def set_log_dir(path):
     """Where the VMs' directories go (the e2e Context reads layout.E2E_OUT)."""
     layout.E2E_OUT = path

@@ -166,6 +166,15 @@ class Control(UnixClient):
     def calls(self):
         return self.request("calls")["calls"]
 
+    def counters(self):
+        """Calls the model answered since the last clear_counters(), by
+        call name (as the event log names them): {"calls", "errors", "ns"}
+        each, "ns" the time spent in the model.  Kept with the log off."""
+        return self.request("counters")["counters"]
+
+    def clear_counters(self):
+        return self.request("clear-counters")
+
     def __enter__(self):
         return self
 
