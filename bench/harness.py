@@ -38,9 +38,10 @@ SYNC_TRACES = ["migration_bitmap_sync_start", "migration_bitmap_sync_end"]
 DIRTY_QUERIES = (H.GET_DIRTY, H.TYPE1_DIRTY)
 
 
-def model_cost(counters, calls):
-    """hostsim's counters summed over these call names: {"calls", "ns"}."""
-    picked = [counters[c] for c in calls if c in counters]
+def model_cost(counters, calls=None):
+    """hostsim's counters summed over these call names (None: every call):
+    {"calls", "ns"}."""
+    picked = [counters[c] for c in (counters if calls is None else calls) if c in counters]
     return {"calls": sum(k["calls"] for k in picked), "ns": sum(k["ns"] for k in picked)}
 
 

@@ -54,7 +54,7 @@ def one(binary, backend, ram, load, viommu):
         ram_info = info.get("ram", {})
         return {"total-time": info.get("total-time"), "downtime": info.get("downtime"),
                 "transferred": ram_info.get("transferred"),
-                "hostsim": h.model_cost(counters, counters)["ns"] / 1e6,
+                "hostsim": h.model_cost(counters)["ns"] / 1e6,
                 "syncs": ram_info.get("dirty-sync-count"),
                 "dma_writes": dma.writes if dma else 0}
 
