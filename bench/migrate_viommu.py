@@ -27,7 +27,7 @@ LOAD_GPA, LOAD_SIZE = 0x4000000, 4 << 20          # 64 MiB, 4 MiB window
 DATA_GPA, DATA_SIZE = 0x6000000, 32 << 20         # 96 MiB, non-zero data
 POOL_BASE, POOL_SIZE = 0x800000, 4 << 20
 METRICS = (("total-time", "total time", "ms"), ("downtime", "downtime", "ms"),
-           ("transferred", "RAM transferred", "MiB"), ("hostsim", "hostsim's time", "ms"))
+           ("transferred", "RAM transferred", "MiB"), ("hostsim", "hostsim time", "ms"))
 
 
 def one(binary, backend, ram, load, viommu):
