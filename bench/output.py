@@ -47,13 +47,16 @@ def table(res):
         lines += ["", "2. Dirty sync cost vs live guest IOMMU mappings (nine = the "
                   "nine commits alone, fork = whole queue; 2 MiB mappings share 128 "
                   "guest target pages)",
-                  "%-8s %-4s %-10s %8s %-5s | %12s | %-22s %-22s %-22s | %-27s %-18s | %s" % (
+                  "%-8s %-4s %-10s %8s %-5s | %12s | %-22s %-22s %-22s | %-27s %-18s | %s"
+                  " | %-22s %s" % (
                       "backend", "page", "IOVAs", "mappings", "build", "queries/sync",
                       "mean sync ms", "final sync ms", "hostsim ms/sync",
-                      "final vs %d map" % base, "final fork/nine", "downtime ms")]
+                      "final vs %d map" % base, "final fork/nine", "downtime ms",
+                      "QEMU final ms", "QEMU final vs %d map" % base)]
         for p in syn["points"]:
             cps = p["calls_per_sync"]
-            lines.append("%-8s %-4s %-10s %8d %-5s | %12s | %-22s %-22s %-22s | %-27s %-18s | %s%s" % (
+            lines.append("%-8s %-4s %-10s %8d %-5s | %12s | %-22s %-22s %-22s | %-27s %-18s | %-18s"
+                         " | %-22s %s%s" % (
                 p["backend"], p["page"], p["layout"], p["mappings"], p["build"],
                 "-" if cps is None else "%.1f" % cps,
                 fmt_spread(p["mean_sync_ms"]), fmt_spread(p["final_sync_ms"]),
@@ -61,6 +64,7 @@ def table(res):
                 fmt_spread(p["final_vs_%d" % base]),
                 fmt_spread(p["final_vs_nine"]) if p["build"] == "fork" else "",
                 fmt_spread(p["downtime_ms"], digits=0),
+                fmt_spread(p["qemu_final_ms"]), fmt_spread(p["qemu_final_vs_%d" % base]),
                 "  ERRORS: %d" % len(p["errors"]) if p["errors"] else ""))
     unm = res.get("unmap")
     if unm:

@@ -121,10 +121,11 @@ static bool parse_u64(const char *v, uint64_t *out)
     return *end == 0;
 }
 
-/* "CALL [nth=N] [iova=A-B] errno=NAME" */
+/* "CALL [nth=N] [iova=A-B] [errno=NAME] [delay_ms=N]" */
 int hs_fault_parse(struct hs_fault *f, const char *spec)
 {
     char buf[256], *save = NULL, *tok;
+    bool has_errno = false;
 
     memset(f, 0, sizeof(*f));
     f->err = EIO;
@@ -155,9 +156,19 @@ int hs_fault_parse(struct hs_fault *f, const char *spec)
             if (f->err <= 0) {
                 return -1;
             }
+            has_errno = true;
+        } else if (!strncmp(tok, "delay_ms=", 9)) {
+            if (!parse_u64(tok + 9, &f->delay_ms) || !f->delay_ms ||
+                f->delay_ms > 60000) {
+                return -1;
+            }
         } else {
             return -1;
         }
+    }
+    /* a delay alone slows the call down (a slow kernel), it does not fail it */
+    if (f->delay_ms && !has_errno) {
+        f->err = 0;
     }
     return 0;
 }

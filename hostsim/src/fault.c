@@ -1,9 +1,12 @@
 /*
  * Fault injection: make the Nth matching call, or every call whose IOVA
  * range intersects a given range, fail with a chosen errno before the model
- * acts on it (like the kernel's fail-nth / fault-injection points).
+ * acts on it (like the kernel's fail-nth / fault-injection points), or
+ * answer it only after a delay (a kernel that is slow to walk its tables).
  */
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "hostsim.h"
 
@@ -23,6 +26,20 @@ int hs_fault_check(struct hs_call *c)
         }
         f->seen++;
         if (f->nth && f->seen != f->nth) {
+            continue;
+        }
+        if (f->delay_ms) {
+            struct timespec ts = {
+                .tv_sec = f->delay_ms / 1000,
+                .tv_nsec = (f->delay_ms % 1000) * 1000000,
+            };
+
+            while (nanosleep(&ts, &ts) && errno == EINTR) {
+                /* sleep the rest */
+            }
+            c->delayed_ms += f->delay_ms;
+        }
+        if (!f->err) {
             continue;
         }
         c->injected = true;

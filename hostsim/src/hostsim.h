@@ -33,7 +33,8 @@ struct hs_fault {
     uint64_t nth;           /* 0: every matching call */
     bool has_range;
     uint64_t first, last;   /* inclusive IOVA range */
-    int err;
+    int err;                /* 0: the call is only delayed */
+    uint64_t delay_ms;      /* slept before the call is answered */
     uint64_t seen;          /* matching calls counted so far */
 };
 
@@ -101,6 +102,7 @@ struct hs_call {
     bool has_range;
     uint64_t first, last;
     bool injected;
+    uint64_t delayed_ms;
     bool fault_checked;
 };
 

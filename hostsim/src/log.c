@@ -66,6 +66,7 @@ void hs_call_begin(struct hs_call *c, const char *name, int fd)
     c->args[0] = 0;
     c->has_range = false;
     c->injected = false;
+    c->delayed_ms = 0;
     c->fault_checked = false;
 }
 
@@ -189,6 +190,10 @@ void hs_call_end(struct hs_call *c, long ret, int err)
         }
         if (c->injected) {
             n = hs_putf(line, sizeof(line), n, ",\"injected\":true");
+        }
+        if (c->delayed_ms) {
+            n = hs_putf(line, sizeof(line), n, ",\"delayed_ms\":%" PRIu64,
+                        c->delayed_ms);
         }
         /* always terminate the object, even when truncated */
         if (n > sizeof(line) - 3) {

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hostsim.h"
@@ -1278,8 +1279,28 @@ static void test_dma_logging(void)
 
 /* ================================================================ faults */
 
+/*
+ * Milliseconds one dirty bitmap read of f's mapping at 0x100000 takes;
+ * -1 when it fails (a delay must not fail the call).
+ */
+static long elapsed_ms_of_get_dirty(struct ifd *f, uint64_t *bm)
+{
+    struct timespec t0, t1;
+    int ret;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ret = _get_dirty(f->iommufd, f->hwpt, 0x100000, 0x4000, 4096, 0, bm);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (ret) {
+        return -1;
+    }
+    return (t1.tv_sec - t0.tv_sec) * 1000 +
+           (t1.tv_nsec - t0.tv_nsec) / 1000000;
+}
+
 static void test_faults(void)
 {
+    long ms;
     struct legacy l;
     struct ifd f;
     uint8_t *buf = buffer(0x10000);
@@ -1318,6 +1339,19 @@ static void test_faults(void)
     check(strstr(ctl("fault dma iova=0x0-0xffffffff errno=EFAULT"), "true") &&
           strstr(ctl("dma 0x100000 8 1"), "fault"),
           "fault: device DMA can be failed too");
+    ifd_close(&f);
+
+    reset("fault = IOMMU_HWPT_GET_DIRTY_BITMAP nth=2 delay_ms=150");
+    ifd_open(&f, IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
+    ioas_map(f.iommufd, f.ioas, 0x100000, buf, 0x10000, MAPRW, NULL);
+    set_dirty(f.iommufd, f.hwpt, true);
+    ms = elapsed_ms_of_get_dirty(&f, bm);
+    check(ms >= 0 && ms < 150,
+          "fault: delay_ms leaves the calls it does not match alone");
+    check(elapsed_ms_of_get_dirty(&f, bm) >= 150,
+          "fault: delay_ms answers the matching call after the delay");
+    check(strstr(ctl("fault IOMMU_IOAS_UNMAP delay_ms=0"), "false") != NULL,
+          "fault: a zero delay is refused");
     ifd_close(&f);
     munmap(buf, 0x10000);
 }

@@ -148,17 +148,26 @@ class Control(UnixClient):
     def state(self, dev=None):
         return self.request("state" + self._dev(dev))
 
-    def add_fault(self, call, nth=None, iova_range=None, errno="EIO"):
+    def add_fault(self, call, nth=None, iova_range=None, errno="EIO", delay_ms=None):
+        """Fail matching calls with errno; with delay_ms, answer them that
+        late (and, with errno=None, let them succeed)."""
         spec = call
         if nth is not None:
             spec += " nth=%d" % nth
         if iova_range is not None:
             spec += " iova=%#x-%#x" % (iova_range[0], iova_range[1])
-        spec += " errno=%s" % errno
+        if delay_ms is not None:
+            spec += " delay_ms=%d" % delay_ms
+        if errno is not None:
+            spec += " errno=%s" % errno
         r = self.request("fault " + spec)
         if not r.get("ok"):
             raise ValueError("hostsim rejected fault rule %r" % spec)
         return r
+
+    def add_delay(self, call, delay_ms):
+        """Answer every call named call delay_ms late (a slow kernel)."""
+        return self.add_fault(call, errno=None, delay_ms=delay_ms)
 
     def clear_faults(self):
         return self.request("clear-faults")

@@ -48,9 +48,23 @@ e2e/teardown-dirty-rate/<backend>
 before-upstream-teardown-lookup: the two mappings above 0xfef00000 stay
   mapped in the host IOMMU, no dirty bit of theirs is read:
   "not-unmapped" (+ "stale" on the destination in a migration).
+
+e2e/teardown-runs-dirty-rate/<backend>, e2e/teardown-runs-during-migration/<backend>
+  The same two teardowns with mappings a guest driver makes for a
+  buffer: 16 single-page MAPs of contiguous IOVAs to contiguous guest
+  pages, and one isolated page.  Each unmap passes a bitmap of whole
+  64-bit words, so one unmap per 4 KiB page asks the kernel for 64 times
+  the bits it needs.
+  fork: one harvesting unmap per run, two in all: "per-run" (migration:
+        "intact").
+  the queue before "intel_iommu: Unmap runs of contiguous mappings at a
+        teardown under tracking": one per mapping, 17: "per-mapping"
+        (migration: "per-mapping+intact").
+  base: as above.
 """
 
 from lib import backends
+from lib import layout
 from e2e import guestdma as g
 from e2e.scenario import Case
 from e2e.steps.migration_window import dirty_rate_run, dirty_rate_kw
@@ -58,17 +72,22 @@ from e2e.steps.teardown import DID, MAPS, harvest_label, note_window, run_migrat
 
 # The nine with upstream's iova tree lookup of the teardown (see above).
 UPSTREAM_LOOKUP = "before-upstream-teardown-lookup"
+RUNS_FIX = layout.build_before("Unmap-runs-of-contiguous-mappings-at")
+# A buffer mapped page by page, and an isolated page.
+RUN_MAPS = ([g.Mapping(0x100000 + i * g.PAGE, 0x1000000 + i * g.PAGE) for i in range(16)]
+            + [MAPS[0]])
+RUNS = [(0x100000, 16 * g.PAGE), (MAPS[0].iova, MAPS[0].size)]
 
 
-def run_dirty_rate(ctx, backend):
+def run_dirty_rate(ctx, backend, maps=MAPS, runs=None):
     v = ctx.vm("src", **dirty_rate_kw(backend)).start()
     drv = ctx.guest_iommu(v, DID)
-    g.map_all(drv, DID, MAPS)
-    g.fill_old(v, MAPS)
-    window, stop = dirty_rate_run(ctx, v, backend, MAPS, lambda: teardown(drv), note_window)
+    g.map_all(drv, DID, maps)
+    g.fill_old(v, maps)
+    window, stop = dirty_rate_run(ctx, v, backend, maps, lambda: teardown(drv), note_window)
     if stop:
         return stop
-    return harvest_label(ctx, v, backend, window, MAPS)
+    return harvest_label(ctx, v, backend, window, maps, runs)
 
 
 def cases():
@@ -89,4 +108,11 @@ def cases():
             expect.update({"upto-06": "e2big", "upto-07": "per-mapping"})
         out.append(Case("e2e/teardown-dirty-rate/%s" % backend, expect,
                         lambda ctx, b=backend: run_dirty_rate(ctx, b), __doc__))
+        out.append(Case("e2e/teardown-runs-dirty-rate/%s" % backend,
+                        {"fork": "per-run", "base": expect["base"], RUNS_FIX: "per-mapping"},
+                        lambda ctx, b=backend: run_dirty_rate(ctx, b, RUN_MAPS, RUNS), __doc__))
+        out.append(Case("e2e/teardown-runs-during-migration/%s" % backend,
+                        {"fork": "intact", "base": base, RUNS_FIX: "per-mapping+intact"},
+                        lambda ctx, b=backend: run_migration(ctx, b, RUN_MAPS, runs=RUNS),
+                        __doc__))
     return out

@@ -34,9 +34,12 @@ def note_window(ctx, vm, window):
         ctx.note("  trace: " + line)
 
 
-def harvest_label(ctx, vm, backend, window, maps):
+def harvest_label(ctx, vm, backend, window, maps, runs=None):
     """per-mapping / e2big / <judge label>, and whether anything stayed
-    mapped in the host IOMMU."""
+    mapped in the host IOMMU.  With runs ([(iova, size)], the runs of maps
+    contiguous in IOVA and guest address): "per-run" when the host got
+    exactly one harvesting unmap per run, "per-mapping" when one per
+    mapping."""
     big = R.e2big(vm)
     for l in big[:3]:
         ctx.note("QEMU: " + l.strip())
@@ -46,15 +49,18 @@ def harvest_label(ctx, vm, backend, window, maps):
                  % ["0x%x+0x%x" % m for m in left])
     if big:
         return "e2big"
+    if runs and R.judge(ctx, backend, window, pages=exact_ranges(maps), exact=runs) == "read-ok":
+        return "left-mapped" if left else "per-run"
     read = R.judge(ctx, backend, window, pages=exact_ranges(maps), exact=exact_ranges(maps))
     if read == "read-ok" and left:
         return "left-mapped"
     return "per-mapping" if read == "read-ok" else read
 
 
-def run_migration(ctx, backend, maps=MAPS, vm_kw=None, ballast_gpa=g.BALLAST_GPA):
+def run_migration(ctx, backend, maps=MAPS, vm_kw=None, ballast_gpa=g.BALLAST_GPA, runs=None):
     """Migration with the teardown in the window.  maps, vm_kw and
-    ballast_gpa let scenarios/ram_above_4g.py use other guest layouts."""
+    ballast_gpa let scenarios/ram_above_4g.py use other guest layouts;
+    runs: see harvest_label()."""
     kw = migration_kw(backend)
     kw.update(vm_kw or {})
     mw = MigrationWindow(ctx, **kw)
@@ -65,5 +71,5 @@ def run_migration(ctx, backend, maps=MAPS, vm_kw=None, ballast_gpa=g.BALLAST_GPA
     if stop:
         return stop
     note_window(ctx, mw.src, mw.window)
-    harvest = harvest_label(ctx, mw.src, backend, mw.window, maps)
-    return mw.outcome(harvest, maps, ok="per-mapping")
+    harvest = harvest_label(ctx, mw.src, backend, mw.window, maps, runs)
+    return mw.outcome(harvest, maps, ok="per-run" if runs else "per-mapping")
