@@ -88,16 +88,17 @@ def table(res):
                   "mappings; hostsim calls; refused = unmaps QEMU refused, E2BIG)",
                   "%-8s %-5s %-4s %-5s | %6s %7s %13s %8s %12s | %s" % (
                       "backend", "RAM", "aw", "build", "calls", "unmaps", "bitmap bytes",
-                      "refused", "left mapped", "bytes within mapped/32768")]
+                      "refused", "left mapped", "bytes within mapped/32768; within the word bound")]
         for p in tdn["points"]:
             if p["errors"]:
                 lines.append("%-8s %-5s %-4d %-5s | ERROR: %s" % (
                     p["backend"], p["ram"], p["aw"], p["build"], p["errors"][0][:80]))
                 continue
-            lines.append("%-8s %-5s %-4d %-5s | %6d %7d %13d %8d %12d | %s (bound %d)" % (
+            lines.append("%-8s %-5s %-4d %-5s | %6d %7d %13d %8d %12d | %s (bound %d); %s (%d)" % (
                 p["backend"], p["ram"], p["aw"], p["build"], p["calls"], p["unmaps"],
                 p["bitmap_bytes"], p["refused"], p["left_mapped"],
-                "yes" if p["within_bound"] else "no", p["bound_bytes"]))
+                "yes" if p["within_bound"] else "no", p["bound_bytes"],
+                "yes" if p["within_word_bound"] else "no", p["word_bound_bytes"]))
     clr = res.get("clears")
     if clr:
         pts = clr["points"]
