@@ -51,14 +51,22 @@ def set_log_dir(path):
 
 
 def binaries():
-    """{build name: binary} the benchmarks compare: the fork, the base, and
+    """{build name: binary} the benchmarks compare: the fork, the base,
     "nine" = the queue up to the ninth commit of the series (the e2e
     harness's before-followups: $QEMU_BEFORE_FOLLOWUPS, the per-commit
-    binary of $QEMU_BIN_DIR, or tests/e2e/build-before.sh's)."""
+    binary of $QEMU_BIN_DIR, or tests/e2e/build-before.sh's), and, when
+    its per-commit binary is there, "unmerged" (RECORD_RUNS)."""
     b = layout.builds()
     no_clear = os.environ.get("QEMU_NO_CLEAR_AT_UNMAP") or NO_CLEAR_BIN
+    unmerged = layout.queue_binary(layout.queue_position(RECORD_RUNS) - 1)
     return {"fork": b["fork"], "base": b["base"], "nine": b.get("before-followups"),
-            "no-clear": no_clear if os.path.isfile(no_clear) else None}
+            "no-clear": no_clear if os.path.isfile(no_clear) else None,
+            "unmerged": unmerged if os.path.isfile(unmerged) else None}
+
+
+# "unmerged": the queue just before the patch that merges VFIO's record
+# into runs (its per-commit binary, kept by the series checks)
+RECORD_RUNS = "Record-runs-of-contiguous-vIOMMU"
 
 
 # the fork with a clearing read before an iommufd unmap (tests/e2e/build-before.sh)

@@ -45,9 +45,9 @@ def table(res):
     if syn:
         base = syn["base_count"]
         lines += ["", "2. Dirty sync cost vs live guest IOMMU mappings (nine = the "
-                  "nine commits alone, fork = whole queue; 2 MiB mappings share 128 "
-                  "guest target pages)",
-                  "%-8s %-4s %-10s %8s %-5s | %12s | %-22s %-22s %-22s | %-27s %-18s | %s"
+                  "nine commits alone, unmerged = the queue before the record kept runs, "
+                  "fork = whole queue; 2 MiB mappings share 128 guest target pages)",
+                  "%-8s %-4s %-10s %8s %-8s | %12s | %-22s %-22s %-22s | %-27s %-18s | %s"
                   " | %-22s %s" % (
                       "backend", "page", "IOVAs", "mappings", "build", "queries/sync",
                       "mean sync ms", "final sync ms", "hostsim ms/sync",
@@ -55,7 +55,7 @@ def table(res):
                       "QEMU final ms", "QEMU final vs %d map" % base)]
         for p in syn["points"]:
             cps = p["calls_per_sync"]
-            lines.append("%-8s %-4s %-10s %8d %-5s | %12s | %-22s %-22s %-22s | %-27s %-18s | %-18s"
+            lines.append("%-8s %-4s %-10s %8d %-8s | %12s | %-22s %-22s %-22s | %-27s %-18s | %-18s"
                          " | %-22s %s%s" % (
                 p["backend"], p["page"], p["layout"], p["mappings"], p["build"],
                 "-" if cps is None else "%.1f" % cps,
