@@ -231,10 +231,12 @@ class DmaLoad:
         self._thread.join(timeout=10)
 
 
-def migrate(run, timeout=600.0):
-    """Migrate run.src -> run.dst with QEMU's default parameters; returns
-    the e2e MigrationResult (query-migrate's final answer in .info)."""
-    return migration.migrate(run.src, run.dst, pause=False, timeout=timeout)
+def migrate(run, timeout=600.0, downtime_limit=None):
+    """Migrate run.src -> run.dst with QEMU's default parameters (or that
+    downtime limit, ms); returns the e2e MigrationResult (query-migrate's
+    final answer in .info)."""
+    return migration.migrate(run.src, run.dst, pause=False, timeout=timeout,
+                             downtime_limit=downtime_limit)
 
 
 def guarded(fn, *args, **kw):

@@ -52,7 +52,7 @@ def table(res):
                       "backend", "page", "IOVAs", "mappings", "build", "queries/sync",
                       "mean sync ms", "final sync ms", "hostsim ms/sync",
                       "final vs %d map" % base, "final fork/nine", "downtime ms",
-                      "QEMU final ms", "QEMU final vs %d map" % base)]
+                      "QEMU ms/sync", "QEMU/sync vs %d map" % base)]
         for p in syn["points"]:
             cps = p["calls_per_sync"]
             lines.append("%-8s %-4s %-10s %8d %-8s | %12s | %-22s %-22s %-22s | %-27s %-18s | %-18s"
@@ -64,7 +64,7 @@ def table(res):
                 fmt_spread(p["final_vs_%d" % base]),
                 fmt_spread(p["final_vs_nine"]) if p["build"] == "fork" else "",
                 fmt_spread(p["downtime_ms"], digits=0),
-                fmt_spread(p["qemu_final_ms"]), fmt_spread(p["qemu_final_vs_%d" % base]),
+                fmt_spread(p["qemu_ms_per_sync"]), fmt_spread(p["qemu_vs_%d" % base]),
                 "  ERRORS: %d" % len(p["errors"]) if p["errors"] else ""))
     unm = res.get("unmap")
     if unm:
