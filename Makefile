@@ -49,10 +49,10 @@ check: deps
 stress: deps
 	@tests/run --stress
 
-# The fork, the base, hostsim, the ninth commit's binary (the per-commit
-# one of make check's series stage when present, else
-# tests/e2e/build-before.sh's) and item 5's comparison build (bench/run
-# runs tests/e2e/build-before.sh for it when it is missing).
+# The fork, the base, hostsim, the ninth commit's binary and the queue's
+# before VFIO's record kept runs (the per-commit ones of make check's
+# series stage when present, else tests/e2e/build-before.sh's) and item
+# 5's comparison build (tests/e2e/build-before.sh runs when one is missing).
 bench: build
 	@[ -x "$(OUT)/base/build/qemu-system-x86_64" ] || tests/build-tree base
 	@$(MAKE) -s -C hostsim O=$(OUT)/hostsim >/dev/null

@@ -54,18 +54,19 @@ def binaries():
     """{build name: binary} the benchmarks compare: the fork, the base,
     "nine" = the queue up to the ninth commit of the series (the e2e
     harness's before-followups: $QEMU_BEFORE_FOLLOWUPS, the per-commit
-    binary of $QEMU_BIN_DIR, or tests/e2e/build-before.sh's), and, when
-    its per-commit binary is there, "unmerged" (RECORD_RUNS)."""
+    binary of $QEMU_BIN_DIR, or tests/e2e/build-before.sh's), and
+    "unmerged" (RECORD_RUNS), when one of its binaries is there."""
     b = layout.builds()
     no_clear = os.environ.get("QEMU_NO_CLEAR_AT_UNMAP") or NO_CLEAR_BIN
-    unmerged = layout.queue_binary(layout.queue_position(RECORD_RUNS) - 1)
+    unmerged = b.get(layout.build_before(RECORD_RUNS)) or b.get("before-record-runs")
     return {"fork": b["fork"], "base": b["base"], "nine": b.get("before-followups"),
             "no-clear": no_clear if os.path.isfile(no_clear) else None,
-            "unmerged": unmerged if os.path.isfile(unmerged) else None}
+            "unmerged": unmerged if unmerged and os.path.isfile(unmerged) else None}
 
 
 # "unmerged": the queue just before the patch that merges VFIO's record
-# into runs (its per-commit binary, kept by the series checks)
+# into runs (the per-commit binary of the series checks, else
+# tests/e2e/build-before.sh's qemu-before-record-runs)
 RECORD_RUNS = "Record-runs-of-contiguous-vIOMMU"
 
 
@@ -79,6 +80,8 @@ def missing_files(items=(1, 2, 3, 4, 5)):
            if not os.path.isfile(p)]
     if set(items) & {2, 3} and not binaries()["nine"]:
         out.append("the ninth commit's binary (tests/e2e/build-before.sh)")
+    if 2 in items and not binaries()["unmerged"]:
+        out.append("the binary before the record kept runs (tests/e2e/build-before.sh)")
     if 5 in items and not binaries()["no-clear"]:
         out.append("%s (tests/e2e/build-before.sh)" % NO_CLEAR_BIN)
     return out

@@ -21,6 +21,9 @@
 #                               a teardown as upstream's cac33cb5 does, with the
 #                               notifier's unclamped range (it wraps for the
 #                               notifier above the interrupt window)
+#   qemu-before-record-runs     the queue just before "vfio/listener: Record runs
+#                               of contiguous vIOMMU mappings as one entry"
+#                               (make bench's item 2 compares it: "unmerged")
 #   qemu-no-clear-at-unmap      the whole queue plus bench/before/no-clear-at-unmap.patch:
 #                               iommufd reads the dirty bits before an unmap
 #                               without NO_CLEAR, clearing them (make bench's
@@ -45,6 +48,7 @@ repo=$(cd "$here/../.." && pwd)
 export OUT
 work=$OUT/e2e-before
 ninth="vfio/migration: Allow live migration with vIOMMU without VFs using device dirty tracking"
+record_runs="vfio/listener: Record runs of contiguous vIOMMU mappings as one entry"
 
 fail() { echo "build-before: $*" >&2; exit 1; }
 
@@ -53,6 +57,9 @@ head=$(git -C "$FORK_DIR" rev-parse HEAD)
 ninth_sha=$(git -C "$FORK_DIR" log --format='%H %s' "$head" |
 	awk -v s="$ninth" 'substr($0, 42) == s { print $1; exit }')
 [ -n "$ninth_sha" ] || fail "commit \"$ninth\" not found in $FORK_DIR"
+record_runs_sha=$(git -C "$FORK_DIR" log --format='%H %s' "$head" |
+	awk -v s="$record_runs" 'substr($0, 42) == s { print $1; exit }')
+[ -n "$record_runs_sha" ] || fail "commit \"$record_runs\" not found in $FORK_DIR"
 
 mkdir -p "$work/bin"
 if [ ! -d "$work/fork/.git" ]; then
@@ -76,6 +83,7 @@ build() {   # $1 = commit, $2 = binary name, $3 = optional patch
 
 build "$ninth_sha" qemu-before-followups
 build "$ninth_sha" qemu-before-upstream-teardown-lookup "$here/before/upstream-teardown-lookup.patch"
+build "$record_runs_sha~1" qemu-before-record-runs
 build "$head" qemu-before-preunmap-query "$here/before/no-preunmap-query.patch"
 build "$head" qemu-before-cpr-exec-unblocked "$here/before/cpr-exec-unblocked.patch"
 build "$head" qemu-no-clear-at-unmap "$repo/bench/before/no-clear-at-unmap.patch"
