@@ -162,6 +162,10 @@ def hexlist(values):
     return "[" + ", ".join("0x%x" % v for v in values) + "]"
 
 
+def rangelist(ranges):
+    return "[" + ", ".join("0x%x+0x%x" % r for r in ranges) + "]"
+
+
 # VFIO sees the VT-d address space as two IOMMU sections, split around the
 # interrupt window at 0xfee00000, hence two notifiers; the last mapping sits
 # in the upper one, so a teardown must serve both.
@@ -202,6 +206,19 @@ def kernel_unmaps(calls, bitmap):
             "iova 0x%x size 0x%x -> %d" % (c[1], c[2], c[3]) for c in failed])
     want = len(calls) if bitmap else 0
     return bool(calls) and not failed and len(flagged) == want, desc
+
+
+def ranges(mappings):
+    """(IOVA, size) of every mapping: the guest maps each as contiguous
+    pages to contiguous guest memory, so a teardown unmaps each as one
+    run ("intel_iommu: Unmap runs of contiguous mappings at a teardown
+    under tracking")."""
+    return sorted((iova, size) for iova, _, size in mappings)
+
+
+def unmapped_ranges(calls):
+    """(IOVA, size) of the UNMAP_DMA calls."""
+    return sorted((iova, size) for _, iova, size, _ in calls)
 
 
 def unmapped_pages(calls):
@@ -268,7 +285,9 @@ def s_teardown_dirty_tracking(ctx, build):
     notifiers.  With calc-dirty-rate tracking on both builds: the base's
     one-shot unmap of the whole address width is refused with E2BIG before
     reaching the kernel, leaving the mappings in place; the fork unmaps each
-    mapped page with bitmap and the kernel accepts every call.  On the fork
+    mapping (a run of pages contiguous in IOVA and guest memory, one
+    vfio_dma per page in the kernel) in one call with bitmap, and the kernel
+    accepts every call.  On the fork
     the teardown is then repeated during a real migration.  The first part
     uses enable-migration=off so that the same device realizes on both
     builds; dirty tracking does not depend on it."""
@@ -285,7 +304,7 @@ def s_teardown_dirty_tracking(ctx, build):
     e2big = first_line(out, E2BIG_MSG)
     errs = UNMAP_ERR_RE.findall(out)
     unmaps = trace_ops(src, "UNMAP")[before:]
-    want = pages(MAPPINGS)
+    want = ranges(MAPPINGS)
     detail = "teardown under dirty-rate tracking: %d UNMAP notifies%s; " % (
         len(unmaps), (" [%s .. %s]" % (unmaps[0].split("@")[-1].strip(),
                                         unmaps[-1].split("@")[-1].strip())) if unmaps else "")
@@ -297,13 +316,13 @@ def s_teardown_dirty_tracking(ctx, build):
                        len(calls), len(errs), e2big, errs[0] if errs else None))
         return bool(e2big) and bool(errs), detail
     kok, kdesc = kernel_unmaps(calls, bitmap=True)
-    detail += "%s at %s" % (kdesc, hexlist(unmapped_pages(calls)))
+    detail += "%s at %s" % (kdesc, rangelist(unmapped_ranges(calls)))
     if e2big or errs:
         return False, detail + "; errors: %r %r" % (e2big, errs)
     outside = [u for u in unmaps if not within_mappings(u)]
-    if outside or unmapped_pages(calls) != want or not kok:
-        return False, detail + "; expected exactly the mapped pages %s%s" % (
-            hexlist(want), ", UNMAP notifies outside them: %s" % outside if outside else "")
+    if outside or unmapped_ranges(calls) != want or not kok:
+        return False, detail + "; expected exactly the mappings %s%s" % (
+            rangelist(want), ", UNMAP notifies outside them: %s" % outside if outside else "")
     # Now the same teardown during a real migration, before switchover.
     src.stop(); dst.stop()
     src, dst = ctx.pair(machine(True), MIGRATABLE, qtest=True, extra=TRACE, prefix="mig-")
@@ -318,9 +337,9 @@ def s_teardown_dirty_tracking(ctx, build):
                                   at_pause=teardown)
     kok, kdesc = kernel_unmaps(mcalls, bitmap=True)
     detail += "; teardown during migration: %s, %s" % (kdesc, mdetail)
-    if unmapped_pages(mcalls) != want:
-        return False, detail + "; expected exactly the mapped pages %s, got %s" % (
-            hexlist(want), hexlist(unmapped_pages(mcalls)))
+    if unmapped_ranges(mcalls) != want:
+        return False, detail + "; expected exactly the mappings %s, got %s" % (
+            rangelist(want), rangelist(unmapped_ranges(mcalls)))
     return ok and kok, detail
 
 
