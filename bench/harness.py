@@ -58,10 +58,12 @@ def binaries():
     "unmerged" (RECORD_RUNS), when one of its binaries is there."""
     b = layout.builds()
     no_clear = os.environ.get("QEMU_NO_CLEAR_AT_UNMAP") or NO_CLEAR_BIN
-    unmerged = b.get(layout.build_before(RECORD_RUNS)) or b.get("before-record-runs")
+    # layout.builds() names every per-commit binary, built or not
+    unmerged = [p for p in (b.get(layout.build_before(RECORD_RUNS)), b.get("before-record-runs"))
+                if p and os.path.isfile(p)]
     return {"fork": b["fork"], "base": b["base"], "nine": b.get("before-followups"),
             "no-clear": no_clear if os.path.isfile(no_clear) else None,
-            "unmerged": unmerged if unmerged and os.path.isfile(unmerged) else None}
+            "unmerged": unmerged[0] if unmerged else None}
 
 
 # "unmerged": the queue just before the patch that merges VFIO's record
