@@ -54,12 +54,16 @@ fail() { echo "build-before: $*" >&2; exit 1; }
 
 [ -d "$FORK_DIR/.git" ] || fail "no fork at $FORK_DIR (run 'make fork')"
 head=$(git -C "$FORK_DIR" rev-parse HEAD)
-ninth_sha=$(git -C "$FORK_DIR" log --format='%H %s' "$head" |
-	awk -v s="$ninth" 'substr($0, 42) == s { print $1; exit }')
-[ -n "$ninth_sha" ] || fail "commit \"$ninth\" not found in $FORK_DIR"
-record_runs_sha=$(git -C "$FORK_DIR" log --format='%H %s' "$head" |
-	awk -v s="$record_runs" 'substr($0, 42) == s { print $1; exit }')
-[ -n "$record_runs_sha" ] || fail "commit \"$record_runs\" not found in $FORK_DIR"
+
+commit_titled() {   # $1 = subject; prints the queue commit with that title
+	local sha
+	sha=$(git -C "$FORK_DIR" log --format='%H %s' "$head" |
+		awk -v s="$1" 'substr($0, 42) == s { print $1; exit }')
+	[ -n "$sha" ] || fail "commit \"$1\" not found in $FORK_DIR"
+	echo "$sha"
+}
+ninth_sha=$(commit_titled "$ninth")
+record_runs_sha=$(commit_titled "$record_runs")
 
 mkdir -p "$work/bin"
 if [ ! -d "$work/fork/.git" ]; then
